@@ -1,0 +1,4 @@
+"""`python -m mgpe_toolkit` runs the CLI."""
+from .cli import main
+
+main()

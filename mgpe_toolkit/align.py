@@ -1,0 +1,68 @@
+"""The align stage's shared geometry: the five-point template, similarity fitting, warping, paste-back."""
+from __future__ import annotations
+
+import numpy as np
+
+from .types import AlignedFace, Alignment
+
+# DESIGN.md §2: left eye, right eye, nose tip, left mouth corner, right mouth corner, for a 256² crop.
+TEMPLATE_256 = np.array([
+    (96.49, 119.97), (159.45, 120.10), (128.32, 157.01), (100.63, 185.71), (156.54, 185.58),
+], dtype=np.float64)
+
+
+def template(size: int = 256) -> np.ndarray:
+    """(5, 2) template landmarks for a size × size crop."""
+    return TEMPLATE_256 * (size / 256.0)
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping src (N, 2) onto dst (N, 2).
+
+    Umeyama's closed form, reflection excluded. Returns the (2, 3) matrix. Needs N >= 2 distinct points.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or src.shape[0] < 2:
+        raise ValueError(f"need two matching (N>=2, 2) point sets, got {src.shape} and {dst.shape}")
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    var_s = (s ** 2).sum() / len(src)
+    if var_s < 1e-12:
+        raise ValueError("landmarks coincide: cannot fit a similarity")
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    fix = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        fix[1, 1] = -1
+    rot = u @ fix @ vt
+    scale = np.trace(np.diag(sig) @ fix) / var_s
+    t = mu_d - scale * rot @ mu_s
+    return np.hstack([scale * rot, t[:, None]])
+
+
+def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a (2, 3) matrix to points (N, 2)."""
+    pts = np.asarray(points, dtype=np.float64)
+    return pts @ np.asarray(matrix)[:, :2].T + np.asarray(matrix)[:, 2]
+
+
+def align_from_landmarks(image: np.ndarray, landmarks: np.ndarray, size: int = 256, *, score: float = 1.0,
+                         aligner: str = "", source_path: str | None = None,
+                         points: tuple[int, ...] = (0, 1, 2, 3, 4)) -> AlignedFace:
+    """Warp a photo (H, W, 3) so that its five landmarks (5, 2) land on the template.
+
+    `points` picks which of the five are trusted for the fit (e.g. eyes only for a detector without a mesh).
+    """
+    import cv2
+
+    idx = list(points)
+    matrix = fit_similarity(np.asarray(landmarks)[idx], template(size)[idx])
+    h, w = image.shape[:2]
+    # Area-averaging when shrinking a lot avoids aliasing on large photos.
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    flags = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+    crop = cv2.warpAffine(image, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_REFLECT101)
+    alignment = Alignment(matrix=matrix, size=size, landmarks=np.asarray(landmarks, dtype=np.float64),
+                          score=score, source_path=source_path, source_size=(w, h), aligner=aligner)
+    return AlignedFace(image=crop, alignment=alignment)

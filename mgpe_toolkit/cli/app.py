@@ -1,0 +1,182 @@
+"""Typer app: parse arguments, call the API, print with rich. Heavy modules load inside commands."""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from ..errors import EXIT_USAGE, MgpeError
+
+app = typer.Typer(
+    name="mgpe",
+    help="Mask-guided portrait editing: align, parse, edit masks, swap faces with hair, transfer components.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    """Print a one-line error and exit with code."""
+    _console(stderr=True).print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+_LATER = {
+    "align": ("Align faces in photos onto the 256² template.", 3),
+    "parse": ("Semantic face masks for aligned faces.", 3),
+    "edit": ("Edit a face through its mask (--mask-op hair->skin).", 5),
+    "swap+": ("Swap a face with its hair onto another photo.", 5),
+    "transfer": ("Transfer components' appearance (hair, lips, ...) from another face.", 5),
+    "synth": ("Synthesise faces from one mask with components of several sources.", 5),
+    "train": ("Train the paper's networks or the parser.", 4),
+    "export": ("Export the learned stages as ONNX graphs.", 6),
+    "batch": ("Edit whole folders with onnxruntime.", 6),
+    "eval": ("FID, mask accuracy and reconstruction metrics.", 7),
+}
+
+
+def _placeholder(name: str, summary: str, issue: int):
+    def command(args: list[str] = typer.Argument(None, hidden=True)):
+        fail(f"`mgpe {name}` is not implemented yet (planned in issue #{issue})")
+
+    command.__doc__ = f"{summary} [not implemented yet]"
+    return command
+
+
+for _name, (_summary, _issue) in _LATER.items():
+    app.command(_name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+        _placeholder(_name, _summary, _issue))
+
+
+@app.command("labels")
+def labels_cmd(
+    resolution: int = typer.Option(256, "--resolution", "-r", min=16, help="Show component crop sizes at this resolution."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+):
+    """The canonical 19 labels with colours, their Helen and BiSeNet indices, and the paper's components."""
+    from ..labels import (BISENET_LABELS, COLORS, COMPONENTS, DESCRIPTIONS, HELEN_FALLBACK, LABELS,
+                          _HELEN_TO_CANONICAL)
+
+    component_of = {label: c.name for c in COMPONENTS.values() for label in c.labels}
+    helen_index = {n: i for i, n in enumerate(_HELEN_TO_CANONICAL)}
+    rows = []
+    for i, name in enumerate(LABELS):
+        helen = str(helen_index[name]) if name in helen_index else f"({HELEN_FALLBACK[name]})"
+        rows.append({"index": i, "name": name, "color": "#%02x%02x%02x" % tuple(int(c) for c in COLORS[i]),
+                     "helen": helen, "bisenet": BISENET_LABELS.index(name),
+                     "component": component_of.get(name, "background"), "description": DESCRIPTIONS[name]})
+    comps = [{"component": c.name, "labels": list(c.labels),
+              "crop": "%d×%d" % c.crop_size(resolution) + ("" if c.crop_256 else " masked")}
+             for c in COMPONENTS.values()]
+    if fmt == "json":
+        import json
+
+        typer.echo(json.dumps({"labels": rows, "components": comps, "resolution": resolution}, indent=2))
+        return
+    if fmt != "table":
+        fail(f"--format must be table or json, got {fmt!r}")
+    from rich.table import Table
+
+    table = Table(title="Canonical labels (CelebAMask-HQ order; l_/r_ = smaller/larger x in the image)")
+    for col in ("#", "name", "colour", "Helen", "BiSeNet", "component"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("description", ratio=1)
+    for r in rows:
+        table.add_row(str(r["index"]), r["name"], f"[on {r['color']}]      [/] {r['color']}", r["helen"],
+                      str(r["bisenet"]), r["component"], r["description"])
+    ctable = Table(title=f"The paper's five components (crops at {resolution}²)")
+    for col in ("component", "labels", "crop (w×h)"):
+        ctable.add_column(col)
+    for c in comps:
+        ctable.add_row(c["component"], ", ".join(c["labels"]), c["crop"])
+    con = _console()
+    con.print(table)
+    con.print("Helen values in brackets: Helen has no such class; converting to Helen merges it there.")
+    con.print(ctable)
+
+
+@app.command("plugins")
+def plugins_cmd(
+    stage: Optional[str] = typer.Option(None, "--stage", "-s", help="Only this stage."),
+    pattern: str = typer.Option("*", "--name", help="Glob on implementation names."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+):
+    """Every implementation of every stage, where it came from, and whether it is usable here."""
+    from ..plugins import get_registry
+    from ..types import STAGES
+
+    if stage is not None and stage not in STAGES:
+        fail(f"--stage must be one of {', '.join(STAGES)}, got {stage!r}")
+    registry = get_registry()
+    impls = registry.list(stage, pattern)
+    defaults = {}
+    for s in STAGES:
+        try:
+            defaults[s] = registry.default(s).name
+        except MgpeError:
+            defaults[s] = None
+    rows = [{"stage": i.stage, "name": i.name, "origin": i.origin, "usable": i.unusable_reason() is None,
+             "reason": i.unusable_reason(), "default": defaults.get(i.stage) == i.name,
+             "description": i.description} for i in impls]
+    failures = [{"plugin": f.plugin, "origin": f.origin, "error": f.error} for f in registry.failures]
+    if fmt == "json":
+        import json
+
+        typer.echo(json.dumps({"implementations": rows, "failures": failures}, indent=2))
+        return
+    if fmt != "table":
+        fail(f"--format must be table or json, got {fmt!r}")
+    from rich.table import Table
+
+    table = Table(title="mgpe stage implementations")
+    for col in ("stage", "name", "origin", "usable here", "description"):
+        table.add_column(col)
+    for r in rows:
+        usable = "[green]yes[/]" + (" (default)" if r["default"] else "") if r["usable"] else f"[red]no[/]: {r['reason']}"
+        table.add_row(r["stage"], r["name"], r["origin"], usable, r["description"])
+    con = _console()
+    con.print(table)
+    missing = [s for s in STAGES if (stage in (None, s)) and not registry.list(s)]
+    if missing:
+        con.print(f"No implementation registered yet for: {', '.join(missing)}.")
+    if failures:
+        ftable = Table(title="Plugins that failed to load (skipped)")
+        for col in ("plugin", "origin", "error"):
+            ftable.add_column(col)
+        for f in failures:
+            ftable.add_row(f["plugin"], f["origin"], f["error"])
+        con.print(ftable)
+
+
+@app.command("version")
+def version_cmd():
+    """Versions of mgpe and the libraries it runs on."""
+    from importlib import metadata
+
+    from .. import __version__
+
+    typer.echo(f"mgpe {__version__}")
+    typer.echo(f"python {sys.version.split()[0]}")
+    for dist in ("torch", "onnxruntime", "onnxruntime-gpu", "onnx", "mediapipe", "opencv-contrib-python",
+                 "numpy", "scikit-image", "pluggy", "typer", "rich"):
+        try:
+            typer.echo(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
+
+
+def main() -> None:
+    """Console entry point: user errors print one line and exit with their code, never a traceback."""
+    try:
+        app()
+    except MgpeError as exc:
+        _console(stderr=True).print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,40 @@
+"""Errors a user can cause, and the exit codes of DESIGN.md §6."""
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+
+
+class MgpeError(Exception):
+    """A user-facing error: the CLI prints its one-line message, never a traceback."""
+
+    exit_code = EXIT_SOME_FAILED
+
+
+class UsageError(MgpeError):
+    """Bad arguments or configuration (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(MgpeError):
+    """One input file is unusable: its message names the file and the problem."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class MaskOpError(UsageError):
+    """A malformed --mask-op."""
+
+    def __init__(self, op: str, problem: str):
+        self.op = op
+        self.problem = problem
+        super().__init__(f"bad mask op {op!r}: {problem}")
+
+
+class PluginError(UsageError):
+    """An unknown or unusable stage implementation."""

@@ -1,0 +1,203 @@
+"""Image, mask and sidecar I/O: tolerant readers with one-line errors, atomic writers."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import InputError
+from .labels import NUM_CLASSES, colorize, decolorize
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+# Decompression-bomb guard: refuse images above this many pixels (a 4000×3000 photo is 12 MP).
+MAX_PIXELS = int(os.environ.get("MGPE_MAX_PIXELS", 120_000_000))
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Image files under folder, sorted, skipping our own mask and preview outputs."""
+    folder = Path(folder)
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in folder.glob(pattern)
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+@contextlib.contextmanager
+def _pillow_guard(path: Path) -> Iterator[None]:
+    from PIL import Image
+
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(path, f"refused as a decompression bomb ({exc.args[0].split('(')[0].strip()}); "
+                               f"raise MGPE_MAX_PIXELS if it is genuine") from None
+    except InputError:
+        raise
+    except (OSError, SyntaxError, ValueError) as exc:
+        reason = str(exc).split("\n")[0] or type(exc).__name__
+        if "cannot identify image file" in reason:
+            reason = "not a readable image (unknown format or corrupt)"
+        elif "truncated" in reason:
+            reason = "truncated image file"
+        raise InputError(path, reason) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def _open(path: Path):
+    from PIL import Image, ImageOps
+
+    if not path.exists():
+        raise InputError(path, "no such file")
+    if path.is_dir():
+        raise InputError(path, "is a folder, not an image")
+    img = Image.open(path)
+    img.load()  # decode now so truncation surfaces here
+    return ImageOps.exif_transpose(img)
+
+
+def _to_rgb8(img) -> np.ndarray:
+    from PIL import Image
+
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img).astype(np.uint32)
+        top = 65535 if mode.startswith("I;16") or arr.max() > 255 else 255
+        grey = (arr * 255 + top // 2) // top
+        return np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+        top = 1.0 if arr.max() <= 1.0 else 255.0
+        grey = np.clip(arr / top * 255 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        # Transparent pixels become white: portraits cut out of their background read as on paper.
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Any supported image -> (H, W, 3) uint8 RGB, EXIF orientation applied.
+
+    RGBA, grey, palette and 16-bit inputs become 8-bit RGB. Raises InputError naming the file.
+    """
+    path = Path(path)
+    with _pillow_guard(path):
+        rgb = _to_rgb8(_open(path))
+    if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise InputError(path, f"unexpected image shape {rgb.shape}")
+    return np.ascontiguousarray(rgb)
+
+
+def read_mask(path: str | os.PathLike) -> np.ndarray:
+    """A canonical label mask -> (H, W) uint8.
+
+    Accepts single-channel 8-bit PNGs of label indices (grey or palette) and colour previews whose every
+    pixel is a label colour (a mask painted in an image editor with our palette).
+    """
+    path = Path(path)
+    with _pillow_guard(path):
+        img = _open(path)
+        if img.mode in ("L", "P"):
+            labels = np.asarray(img).copy()
+        elif img.mode in ("RGB", "RGBA"):
+            rgb = np.asarray(img.convert("RGB"))
+            if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all() and rgb.max() < NUM_CLASSES:
+                labels = rgb[..., 0].copy()
+            else:
+                try:
+                    labels = decolorize(rgb)
+                except ValueError as exc:
+                    raise InputError(path, f"not a label mask: {exc}") from None
+        else:
+            raise InputError(path, f"not a label mask: mode {img.mode} (expected an 8-bit single-channel PNG)")
+    if labels.size and int(labels.max()) >= NUM_CLASSES:
+        raise InputError(path, f"not a label mask: holds value {int(labels.max())}, labels stop at {NUM_CLASSES - 1}")
+    return labels.astype(np.uint8)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it replaces `path`, on failure it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+_PIL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
+                ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95) -> Path:
+    """Write (H, W, 3) or (H, W) uint8 atomically; the format follows the suffix (PNG by default)."""
+    from PIL import Image
+
+    path = Path(path)
+    fmt = _PIL_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(path, f"unsupported output format {path.suffix!r} (use one of {', '.join(_PIL_FORMATS)})")
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"write_image expects uint8, got {arr.dtype}")
+    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format=fmt, **kwargs)
+    return path
+
+
+def preview_path(mask_path: str | os.PathLike) -> Path:
+    """Where the colour preview of a mask goes: `x.mask.png` -> `x.mask.preview.png`."""
+    p = Path(mask_path)
+    return p.with_name(p.stem + ".preview.png")
+
+
+def write_mask(path: str | os.PathLike, mask: np.ndarray, *, preview: bool = False) -> Path:
+    """Write a canonical label mask as an 8-bit PNG (and its colour preview beside it)."""
+    arr = np.asarray(mask)
+    if arr.ndim != 2:
+        raise ValueError(f"a mask is (H, W), got shape {arr.shape}")
+    if arr.size and (arr.min() < 0 or arr.max() >= NUM_CLASSES):
+        raise ValueError(f"mask values must lie in 0..{NUM_CLASSES - 1}")
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise InputError(path, "masks are written as PNG (lossless)")
+    write_image(path, arr.astype(np.uint8))
+    if preview:
+        write_image(preview_path(path), colorize(arr))
+    return path
+
+
+def write_json(path: str | os.PathLike, data) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_json(path: str | os.PathLike):
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"not valid JSON ({exc})") from None

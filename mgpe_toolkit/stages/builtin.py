@@ -1,0 +1,19 @@
+"""Registers mgpe's own stage implementations through the same hook third-party plugins use."""
+from __future__ import annotations
+
+from ..hookspecs import hookimpl
+
+
+def _module_check(module: str) -> str | None:
+    import importlib.util
+
+    return None if importlib.util.find_spec(module) is not None else f"python package {module!r} is not installed"
+
+
+@hookimpl
+def register_stages(register):
+    from . import align_mediapipe
+
+    register("align", "mediapipe", align_mediapipe.MediapipeAligner,
+             description="mediapipe 0.10.21 face detection + 478-point face mesh, 5-point similarity",
+             check=lambda: _module_check("mediapipe"))

@@ -1,0 +1,67 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from mgpe_toolkit.cli import app
+
+runner = CliRunner()
+COMMANDS = ["align", "parse", "edit", "swap+", "transfer", "synth", "train", "export", "batch", "eval",
+            "labels", "plugins", "version"]
+
+
+def test_help_lists_every_command():
+    out = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0
+    for name in COMMANDS:
+        assert f" {name} " in out.stdout, name
+
+
+@pytest.mark.parametrize("argv", [["edit", "--mask-op", "hair->skin", "img.png"], ["swap+", "a.png", "b.png"],
+                                  ["train", "--config", "tiny"], ["export", "onnx"], ["batch"], ["eval"],
+                                  ["transfer"], ["synth", "m.png"], ["parse", "a", "b"], ["align", "a", "b"]])
+def test_later_commands_refuse_honestly(argv):
+    out = runner.invoke(app, argv)
+    assert out.exit_code == 2
+    assert "not implemented yet" in out.output
+
+
+def test_labels_table_and_json():
+    out = runner.invoke(app, ["labels"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0
+    for name in ("background", "l_eye", "hair", "cloth", "left_eye", "144×80"):
+        assert name in out.stdout
+    data = json.loads(runner.invoke(app, ["labels", "--format", "json", "--resolution", "128"]).stdout)
+    assert [r["name"] for r in data["labels"]][13] == "hair"
+    assert data["labels"][13]["bisenet"] == 17 and data["labels"][13]["helen"] == "10"
+    assert {c["component"]: c["crop"] for c in data["components"]}["mouth"] == "72×40"
+
+
+def test_plugins_json_marks_the_default():
+    data = json.loads(runner.invoke(app, ["plugins", "--format", "json", "--stage", "align"]).stdout)
+    mp = [r for r in data["implementations"] if r["name"] == "mediapipe"][0]
+    assert mp["origin"] == "built-in" and mp["usable"] and mp["default"]
+    assert runner.invoke(app, ["plugins", "--stage", "paint"]).exit_code == 2
+
+
+def test_version_names_the_stack():
+    out = runner.invoke(app, ["version"])
+    assert out.exit_code == 0 and out.stdout.startswith("mgpe ") and "torch " in out.stdout
+
+
+def test_console_script_gives_one_line_errors_without_traceback():
+    proc = subprocess.run([sys.executable, "-m", "mgpe_toolkit", "labels", "--format", "xml"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: --format must be table or json, got 'xml'"
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_does_not_import_heavy_modules():
+    code = ("import sys; from mgpe_toolkit.cli import app; from typer.testing import CliRunner; "
+            "CliRunner().invoke(app, ['--help']); "
+            "print(sorted(m for m in ('torch', 'mediapipe', 'onnxruntime', 'cv2', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
