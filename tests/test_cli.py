@@ -55,7 +55,7 @@ def test_console_script_gives_one_line_errors_without_traceback():
     proc = subprocess.run([sys.executable, "-m", "mgpe_toolkit", "labels", "--format", "xml"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: --format must be table or json, got 'xml'"
+    assert proc.stderr.strip() == "error: --format must be table, json or markdown, got 'xml'"
     assert "Traceback" not in proc.stderr
 
 

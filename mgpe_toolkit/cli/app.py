@@ -59,7 +59,7 @@ for _name, (_summary, _issue) in _LATER.items():
 @app.command("labels")
 def labels_cmd(
     resolution: int = typer.Option(256, "--resolution", "-r", min=16, help="Show component crop sizes at this resolution."),
-    fmt: str = typer.Option("table", "--format", help="table or json."),
+    fmt: str = typer.Option("table", "--format", help="table, json or markdown."),
 ):
     """The canonical 19 labels with colours, their Helen and BiSeNet indices, and the paper's components."""
     from ..labels import (BISENET_LABELS, COLORS, COMPONENTS, DESCRIPTIONS, HELEN_FALLBACK, LABELS,
@@ -81,8 +81,16 @@ def labels_cmd(
 
         typer.echo(json.dumps({"labels": rows, "components": comps, "resolution": resolution}, indent=2))
         return
+    if fmt == "markdown":
+        lines = ["| # | name | colour | Helen | BiSeNet | component | description |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['index']} | {r['name']} | `{r['color']}` | {r['helen']} | {r['bisenet']} | {r['component']} | "
+                  f"{r['description']} |" for r in rows]
+        lines += ["", f"| component | labels | crop at {resolution}² (w×h) |", "|---|---|---|"]
+        lines += [f"| {c['component']} | {', '.join(c['labels'])} | {c['crop']} |" for c in comps]
+        typer.echo("\n".join(lines))
+        return
     if fmt != "table":
-        fail(f"--format must be table or json, got {fmt!r}")
+        fail(f"--format must be table, json or markdown, got {fmt!r}")
     from rich.table import Table
 
     table = Table(title="Canonical labels (CelebAMask-HQ order; l_/r_ = smaller/larger x in the image)")
