@@ -1,6 +1,10 @@
 """The align stage's shared geometry: the five-point template, similarity fitting, warping, paste-back."""
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import numpy as np
 
 from .types import AlignedFace, Alignment
@@ -66,3 +70,53 @@ def align_from_landmarks(image: np.ndarray, landmarks: np.ndarray, size: int = 2
     alignment = Alignment(matrix=matrix, size=size, landmarks=np.asarray(landmarks, dtype=np.float64),
                           score=score, source_path=source_path, source_size=(w, h), aligner=aligner)
     return AlignedFace(image=crop, alignment=alignment)
+
+
+@dataclass
+class AlignOutcome:
+    """What aligning one photo did: status is done, skipped (outputs exist), no-face or unreadable."""
+
+    source: Path
+    status: str
+    outputs: list[Path] = field(default_factory=list)
+    error: str | None = None
+
+
+def plan_jobs(source: str | os.PathLike, out_dir: str | os.PathLike) -> list[tuple[Path, Path]]:
+    """(photo, output stem) pairs: one file, or every image under a folder with its relative layout kept."""
+    from .errors import UsageError
+    from .io import list_images
+
+    source, out_dir = Path(source), Path(out_dir)
+    if source.is_file():
+        return [(source, out_dir / source.stem)]
+    if not source.is_dir():
+        raise UsageError(f"{source}: no such file or folder")
+    return [(p, out_dir / p.relative_to(source).with_suffix("")) for p in list_images(source)]
+
+
+def align_one(aligner, photo: Path, stem: Path, *, size: int = 256, all_faces: bool = False,
+              overwrite: bool = False) -> AlignOutcome:
+    """Align one photo to `stem`.png + `stem`.json (or `stem`_0.png, ... with all_faces), atomically."""
+    from .errors import InputError
+    from .io import read_image, write_image, write_json
+
+    first = stem.with_name(stem.name + ("_0" if all_faces else "") + ".png")
+    if not overwrite and first.exists() and first.with_suffix(".json").exists():
+        return AlignOutcome(photo, "skipped", [first])
+    try:
+        image = read_image(photo)
+    except InputError as exc:
+        return AlignOutcome(photo, "unreadable", error=exc.problem)
+    faces = aligner.align(image, size=size, all_faces=all_faces)
+    if not faces:
+        return AlignOutcome(photo, "no-face", error="no face found")
+    outputs = []
+    for i, face in enumerate(faces if all_faces else faces[:1]):
+        out = stem.with_name(f"{stem.name}_{i}.png") if all_faces else stem.with_suffix(".png")
+        face.alignment.source_path = str(photo.resolve())
+        # The sidecar goes first: an image without its sidecar is redone on resume, never trusted.
+        write_json(out.with_suffix(".json"), face.alignment.to_json())
+        write_image(out, face.image)
+        outputs.append(out)
+    return AlignOutcome(photo, "done", outputs)

@@ -46,7 +46,7 @@ def _pillow_guard(path: Path) -> Iterator[None]:
         reason = str(exc).split("\n")[0] or type(exc).__name__
         if "cannot identify image file" in reason:
             reason = "not a readable image (unknown format or corrupt)"
-        elif "truncated" in reason:
+        elif "truncated" in reason.lower():
             reason = "truncated image file"
         raise InputError(path, reason) from None
     finally:

@@ -30,7 +30,6 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
 
 
 _LATER = {
-    "align": ("Align faces in photos onto the 256² template.", 3),
     "parse": ("Semantic face masks for aligned faces.", 3),
     "edit": ("Edit a face through its mask (--mask-op hair->skin).", 5),
     "swap+": ("Swap a face with its hair onto another photo.", 5),
@@ -54,6 +53,64 @@ def _placeholder(name: str, summary: str, issue: int):
 for _name, (_summary, _issue) in _LATER.items():
     app.command(_name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
         _placeholder(_name, _summary, _issue))
+
+
+@app.command("align")
+def align_cmd(
+    source: str = typer.Argument(..., help="A photo or a folder of photos (walked recursively)."),
+    out: str = typer.Argument(..., help="Output folder: one aligned PNG + JSON sidecar per face."),
+    size: int = typer.Option(256, "--size", min=32, max=4096, help="Side of the aligned crop."),
+    all_faces: bool = typer.Option(False, "--all-faces", help="Write every face as NAME_0.png, NAME_1.png, ..."),
+    aligner: Optional[str] = typer.Option(None, "--aligner", help="Align implementation (see `mgpe plugins`)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos whose outputs exist."),
+):
+    """Align faces in photos onto the five-point template (DESIGN.md §2); resumable."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..align import align_one, plan_jobs
+    from ..errors import EXIT_SOME_FAILED
+    from ..pipeline import Pipeline
+
+    jobs = plan_jobs(source, out)
+    if not jobs:
+        fail(f"{source}: no images found (looked for png, jpg, jpeg, webp, bmp, tif, tiff)")
+    pipe = Pipeline(align=aligner)
+    stage = pipe.stage("align")
+    outcomes = []
+    con = _console(stderr=True)
+    with Progress(TextColumn("[bold]align[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                  TimeRemainingColumn(), console=con, transient=False) as progress:
+        task = progress.add_task("align", total=len(jobs), rate="")
+        import time
+
+        start, faces = time.perf_counter(), 0
+        for photo, stem in jobs:
+            outcome = align_one(stage, photo, stem, size=size, all_faces=all_faces, overwrite=overwrite)
+            outcomes.append(outcome)
+            faces += len(outcome.outputs) if outcome.status == "done" else 0
+            rate = faces / max(time.perf_counter() - start, 1e-9)
+            progress.update(task, advance=1, rate=f"{rate:.1f} faces/s")
+    _summary(outcomes, f"align ({pipe.implementation_name('align')}) → {out}")
+    if any(o.status in ("no-face", "unreadable") for o in outcomes):
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _summary(outcomes, title: str) -> None:
+    """A table of counts per status, then each failed input with its reason."""
+    from collections import Counter
+
+    from rich.table import Table
+
+    counts = Counter(o.status for o in outcomes)
+    table = Table(title=title)
+    for col in ("done", "skipped (exist)", "no face", "unreadable"):
+        table.add_column(col, justify="right")
+    table.add_row(*(str(counts.get(k, 0)) for k in ("done", "skipped", "no-face", "unreadable")))
+    con = _console()
+    con.print(table)
+    for o in outcomes:
+        if o.error:
+            con.print(f"{o.source}: {o.error}", soft_wrap=True)
 
 
 @app.command("labels")

@@ -5,6 +5,10 @@ on a crop around each face and the warp reads the full-resolution photo.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 import numpy as np
 
 from ..align import align_from_landmarks
@@ -27,6 +31,26 @@ def five_points_from_mesh(mesh: np.ndarray) -> np.ndarray:
     return np.vstack([eyes, mesh[NOSE_TIP][None], mouth])
 
 
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence the C++ log lines mediapipe prints on stderr (they ignore GLOG/TF env vars)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured): nothing to silence
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
 class MediapipeAligner:
     name = "mediapipe"
 
@@ -40,10 +64,11 @@ class MediapipeAligner:
         if self._mesh is None:
             from mediapipe.python.solutions import face_detection, face_mesh
 
-            self._detectors = [face_detection.FaceDetection(model_selection=m, min_detection_confidence=self.min_score)
-                               for m in (1, 0)]
-            self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                            min_detection_confidence=0.3)
+            with quiet_native_stderr():
+                self._detectors = [face_detection.FaceDetection(model_selection=m, min_detection_confidence=self.min_score)
+                                   for m in (1, 0)]
+                self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                                                min_detection_confidence=0.3)
 
     def close(self) -> None:
         for obj in (self._detectors or []) + ([self._mesh] if self._mesh else []):
@@ -60,7 +85,8 @@ class MediapipeAligner:
         small = cv2.resize(image, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA) if f < 1 else image
         small = np.ascontiguousarray(small)
         for detector in self._detectors:  # full-range model first, short-range as a second chance
-            res = detector.process(small)
+            with quiet_native_stderr():
+                res = detector.process(small)
             if res.detections:
                 break
         faces = []
@@ -84,7 +110,8 @@ class MediapipeAligner:
         crop = np.pad(image[max(0, y0):min(h, y1), max(0, x0):min(w, x1)], pad, mode="edge")
         f = MESH_SIDE / crop.shape[0]
         crop = cv2.resize(crop, (MESH_SIDE, MESH_SIDE), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
-        res = self._mesh.process(np.ascontiguousarray(crop))
+        with quiet_native_stderr():
+            res = self._mesh.process(np.ascontiguousarray(crop))
         if not res.multi_face_landmarks:
             return None
         lm = res.multi_face_landmarks[0].landmark
