@@ -120,3 +120,30 @@ def align_one(aligner, photo: Path, stem: Path, *, size: int = 256, all_faces: b
         write_image(out, face.image)
         outputs.append(out)
     return AlignOutcome(photo, "done", outputs)
+
+
+def paste_back(photo: np.ndarray, aligned: np.ndarray, alignment: Alignment, region: np.ndarray, *,
+               feather: float = 0.03) -> np.ndarray:
+    """Warp an aligned result (S, S, 3) back into its photo (H, W, 3) inside `region` (S, S) bool.
+
+    The blend weight is the region warped back and feathered inward by `feather` × face size, so pixels
+    outside the region stay byte-identical to the photo.
+    """
+    import cv2
+
+    h, w = photo.shape[:2]
+    size = aligned.shape[0]
+    inverse = alignment.inverse()
+    weight = cv2.warpAffine(region.astype(np.float32), inverse, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    inside = weight > 0.5
+    if not inside.any():
+        return photo.copy()
+    radius = max(1.0, feather * size / float(np.sqrt(abs(np.linalg.det(alignment.matrix[:, :2])))))
+    # Distance to the region's edge, ramped over `radius` photo pixels: 0 outside, 1 well inside.
+    dist = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 5)
+    alpha = np.clip(dist / radius, 0.0, 1.0)[..., None]
+    back = cv2.warpAffine(aligned, inverse, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = photo.astype(np.float32) * (1 - alpha) + back.astype(np.float32) * alpha
+    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    out[~inside] = photo[~inside]
+    return out

@@ -37,3 +37,27 @@ def test_mediapipe_finds_no_face_in_a_synthetic_wall():
     wall = np.full((300, 300, 3), 128, np.uint8)
     assert Pipeline().align(wall) == []
     assert synthetic_portrait(0).image.shape == (256, 256, 3)
+
+
+def test_paste_back_changes_only_the_region(astronaut):
+    from mgpe_toolkit.align import align_from_landmarks, paste_back
+    from mgpe_toolkit.stages.align_mediapipe import MediapipeAligner
+
+    face = MediapipeAligner().align(astronaut)[0]
+    region = np.zeros((256, 256), bool)
+    region[60:220, 50:210] = True
+    edited = face.image.copy()
+    edited[region] = (0, 255, 0)
+    out = paste_back(astronaut, edited, face.alignment, region)
+    changed = np.any(out != astronaut, axis=-1)
+    # Every changed pixel maps inside the region; far outside it the photo is byte-identical.
+    ys, xs = np.nonzero(changed)
+    back = apply_affine(face.alignment.matrix, np.stack([xs, ys], 1))
+    assert back[:, 0].min() > 48 and back[:, 0].max() < 212 and back[:, 1].min() > 58 and back[:, 1].max() < 222
+    assert changed.sum() > 0.8 * (160 * 160) / np.abs(np.linalg.det(face.alignment.matrix[:, :2]))
+    # Deep inside, the edit shows at full strength; the identity edit changes nothing at all.
+    cx, cy = apply_affine(face.alignment.inverse(), np.array([[130.0, 140.0]]))[0].round().astype(int)
+    assert out[cy, cx, 1] > 240 and out[cy, cx, 0] < 15
+    same = paste_back(astronaut, face.image, face.alignment, np.zeros((256, 256), bool))
+    assert np.array_equal(same, astronaut)
+    assert align_from_landmarks(astronaut, face.alignment.landmarks).image.shape == (256, 256, 3)
