@@ -48,7 +48,7 @@ COLORS: np.ndarray = np.array([
 HELEN_LABELS: tuple[str, ...] = (
     "background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "nose", "u_lip", "inner_mouth", "l_lip", "hair",
 )
-_HELEN_TO_CANONICAL = ("background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "nose", "u_lip", "mouth",
+HELEN_TO_CANONICAL = ("background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "nose", "u_lip", "mouth",
                        "l_lip", "hair")
 # Canonical classes Helen has no class for, and the Helen class that covers them in Helen's annotations.
 HELEN_FALLBACK: dict[str, str] = {
@@ -74,9 +74,9 @@ def _lut(pairs: dict[int, int], size: int = 256) -> np.ndarray:
     return lut
 
 
-_FROM_HELEN = _lut({i: LABEL_INDEX[n] for i, n in enumerate(_HELEN_TO_CANONICAL)})
-_TO_HELEN = _lut({LABEL_INDEX[n]: i for i, n in enumerate(_HELEN_TO_CANONICAL)}
-                 | {LABEL_INDEX[c]: _HELEN_TO_CANONICAL.index(h) for c, h in HELEN_FALLBACK.items()})
+_FROM_HELEN = _lut({i: LABEL_INDEX[n] for i, n in enumerate(HELEN_TO_CANONICAL)})
+_TO_HELEN = _lut({LABEL_INDEX[n]: i for i, n in enumerate(HELEN_TO_CANONICAL)}
+                 | {LABEL_INDEX[c]: HELEN_TO_CANONICAL.index(h) for c, h in HELEN_FALLBACK.items()})
 _FROM_BISENET = _lut({i: LABEL_INDEX[n] for i, n in enumerate(BISENET_LABELS)})
 _TO_BISENET = _lut({LABEL_INDEX[n]: i for i, n in enumerate(BISENET_LABELS)})
 

@@ -120,10 +120,10 @@ def labels_cmd(
 ):
     """The canonical 19 labels with colours, their Helen and BiSeNet indices, and the paper's components."""
     from ..labels import (BISENET_LABELS, COLORS, COMPONENTS, DESCRIPTIONS, HELEN_FALLBACK, LABELS,
-                          _HELEN_TO_CANONICAL)
+                          HELEN_TO_CANONICAL)
 
     component_of = {label: c.name for c in COMPONENTS.values() for label in c.labels}
-    helen_index = {n: i for i, n in enumerate(_HELEN_TO_CANONICAL)}
+    helen_index = {n: i for i, n in enumerate(HELEN_TO_CANONICAL)}
     rows = []
     for i, name in enumerate(LABELS):
         helen = str(helen_index[name]) if name in helen_index else f"({HELEN_FALLBACK[name]})"
