@@ -74,7 +74,7 @@ def align_from_landmarks(image: np.ndarray, landmarks: np.ndarray, size: int = 2
 
 @dataclass
 class AlignOutcome:
-    """What aligning one photo did: status is done, skipped (outputs exist), no-face or unreadable."""
+    """What aligning one photo did: status is done, skipped (outputs exist), no-face, unreadable or failed."""
 
     source: Path
     status: str
@@ -108,7 +108,10 @@ def align_one(aligner, photo: Path, stem: Path, *, size: int = 256, all_faces: b
         image = read_image(photo)
     except InputError as exc:
         return AlignOutcome(photo, "unreadable", error=exc.problem)
-    faces = aligner.align(image, size=size, all_faces=all_faces)
+    try:
+        faces = aligner.align(image, size=size, all_faces=all_faces)
+    except Exception as exc:  # one bad photo (or a plugin's bug) must not end a run over thousands
+        return AlignOutcome(photo, "failed", error=f"aligner failed: {type(exc).__name__}: {exc}")
     if not faces:
         return AlignOutcome(photo, "no-face", error="no face found")
     outputs = []

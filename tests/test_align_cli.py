@@ -77,3 +77,16 @@ def test_missing_input_is_a_usage_error(tmp_path):
     empty.mkdir()
     assert mgpe("align", empty, tmp_path / "out").returncode == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_an_aligner_that_raises_fails_one_photo_not_the_run(tmp_path, astronaut):
+    from mgpe_toolkit.align import align_one
+
+    class Flaky:
+        def align(self, image, *, size=256, all_faces=False):
+            raise RuntimeError("graph exploded")
+
+    write_image(tmp_path / "a.png", astronaut)
+    outcome = align_one(Flaky(), tmp_path / "a.png", tmp_path / "out" / "a")
+    assert outcome.status == "failed" and outcome.error == "aligner failed: RuntimeError: graph exploded"
+    assert not (tmp_path / "out").exists()

@@ -65,6 +65,8 @@ def align_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos whose outputs exist."),
 ):
     """Align faces in photos onto the five-point template (DESIGN.md §2); resumable."""
+    import time
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..align import align_one, plan_jobs
@@ -81,8 +83,6 @@ def align_cmd(
     with Progress(TextColumn("[bold]align[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                   TimeRemainingColumn(), console=con, transient=False) as progress:
         task = progress.add_task("align", total=len(jobs), rate="")
-        import time
-
         start, faces = time.perf_counter(), 0
         for photo, stem in jobs:
             outcome = align_one(stage, photo, stem, size=size, all_faces=all_faces, overwrite=overwrite)
@@ -91,7 +91,7 @@ def align_cmd(
             rate = faces / max(time.perf_counter() - start, 1e-9)
             progress.update(task, advance=1, rate=f"{rate:.1f} faces/s")
     _summary(outcomes, f"align ({pipe.implementation_name('align')}) → {out}")
-    if any(o.status in ("no-face", "unreadable") for o in outcomes):
+    if any(o.status in ("no-face", "unreadable", "failed") for o in outcomes):
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
@@ -103,9 +103,9 @@ def _summary(outcomes, title: str) -> None:
 
     counts = Counter(o.status for o in outcomes)
     table = Table(title=title)
-    for col in ("done", "skipped (exist)", "no face", "unreadable"):
+    for col in ("done", "skipped (exist)", "no face", "unreadable", "failed"):
         table.add_column(col, justify="right")
-    table.add_row(*(str(counts.get(k, 0)) for k in ("done", "skipped", "no-face", "unreadable")))
+    table.add_row(*(str(counts.get(k, 0)) for k in ("done", "skipped", "no-face", "unreadable", "failed")))
     con = _console()
     con.print(table)
     for o in outcomes:
