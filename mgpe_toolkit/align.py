@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .types import AlignedFace, Alignment
+from .types import AlignedFace, Alignment, Outcome
 
 # DESIGN.md §2: left eye, right eye, nose tip, left mouth corner, right mouth corner, for a 256² crop.
 TEMPLATE_256 = np.array([
@@ -72,16 +71,6 @@ def align_from_landmarks(image: np.ndarray, landmarks: np.ndarray, size: int = 2
     return AlignedFace(image=crop, alignment=alignment)
 
 
-@dataclass
-class AlignOutcome:
-    """What aligning one photo did: status is done, skipped (outputs exist), no-face, unreadable or failed."""
-
-    source: Path
-    status: str
-    outputs: list[Path] = field(default_factory=list)
-    error: str | None = None
-
-
 def plan_jobs(source: str | os.PathLike, out_dir: str | os.PathLike) -> list[tuple[Path, Path]]:
     """(photo, output stem) pairs: one file, or every image under a folder with its relative layout kept."""
     from .errors import UsageError
@@ -96,24 +85,24 @@ def plan_jobs(source: str | os.PathLike, out_dir: str | os.PathLike) -> list[tup
 
 
 def align_one(aligner, photo: Path, stem: Path, *, size: int = 256, all_faces: bool = False,
-              overwrite: bool = False) -> AlignOutcome:
+              overwrite: bool = False) -> Outcome:
     """Align one photo to `stem`.png + `stem`.json (or `stem`_0.png, ... with all_faces), atomically."""
     from .errors import InputError
     from .io import read_image, write_image, write_json
 
     first = stem.with_name(stem.name + ("_0" if all_faces else "") + ".png")
     if not overwrite and first.exists() and first.with_suffix(".json").exists():
-        return AlignOutcome(photo, "skipped", [first])
+        return Outcome(photo, "skipped", [first])
     try:
         image = read_image(photo)
     except InputError as exc:
-        return AlignOutcome(photo, "unreadable", error=exc.problem)
+        return Outcome(photo, "unreadable", error=exc.problem)
     try:
         faces = aligner.align(image, size=size, all_faces=all_faces)
     except Exception as exc:  # one bad photo (or a plugin's bug) must not end a run over thousands
-        return AlignOutcome(photo, "failed", error=f"aligner failed: {type(exc).__name__}: {exc}")
+        return Outcome(photo, "failed", error=f"aligner failed: {type(exc).__name__}: {exc}")
     if not faces:
-        return AlignOutcome(photo, "no-face", error="no face found")
+        return Outcome(photo, "no-face", error="no face found")
     outputs = []
     for i, face in enumerate(faces if all_faces else faces[:1]):
         out = stem.with_name(f"{stem.name}_{i}.png") if all_faces else stem.with_suffix(".png")
@@ -122,7 +111,7 @@ def align_one(aligner, photo: Path, stem: Path, *, size: int = 256, all_faces: b
         write_json(out.with_suffix(".json"), face.alignment.to_json())
         write_image(out, face.image)
         outputs.append(out)
-    return AlignOutcome(photo, "done", outputs)
+    return Outcome(photo, "done", outputs)
 
 
 def paste_back(photo: np.ndarray, aligned: np.ndarray, alignment: Alignment, region: np.ndarray, *,

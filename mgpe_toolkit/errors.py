@@ -38,3 +38,7 @@ class MaskOpError(UsageError):
 
 class PluginError(UsageError):
     """An unknown or unusable stage implementation."""
+
+
+class NoFaceError(MgpeError):
+    """No face was found where one was needed (counted as 'no-face' in batch summaries)."""

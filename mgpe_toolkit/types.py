@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -79,6 +80,24 @@ class EditResult:
     pasted: np.ndarray | None = None  # the result pasted back into the source photo
     alignment: Alignment | None = None
     stages: dict[str, str] = field(default_factory=dict)  # stage -> implementation that ran
+
+
+@dataclass
+class Outcome:
+    """What a batch command did with one input: status is done, skipped (outputs exist), no-face,
+    unreadable or failed; error says why for the last three."""
+
+    source: Path
+    status: str
+    outputs: list[Path] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_STATUSES
+
+
+FAILED_STATUSES = ("no-face", "unreadable", "failed")
 
 
 @runtime_checkable

@@ -30,7 +30,6 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
 
 
 _LATER = {
-    "parse": ("Semantic face masks for aligned faces.", 3),
     "edit": ("Edit a face through its mask (--mask-op hair->skin).", 5),
     "swap+": ("Swap a face with its hair onto another photo.", 5),
     "transfer": ("Transfer components' appearance (hair, lips, ...) from another face.", 5),
@@ -65,33 +64,66 @@ def align_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos whose outputs exist."),
 ):
     """Align faces in photos onto the five-point template (DESIGN.md §2); resumable."""
+    from ..align import align_one
+    from ..pipeline import Pipeline
+
+    pipe = Pipeline(align=aligner)
+    stage = pipe.stage("align")
+    _run_jobs("align", source, out, f"align ({pipe.implementation_name('align')})", "faces/s",
+              lambda photo, stem: align_one(stage, photo, stem, size=size, all_faces=all_faces, overwrite=overwrite))
+
+
+@app.command("parse")
+def parse_cmd(
+    source: str = typer.Argument(..., help="An image or a folder (walked recursively): aligned faces or photos."),
+    out: str = typer.Argument(..., help="Output folder: one label mask NAME.png per input (canonical labels)."),
+    preview: bool = typer.Option(False, "--preview", help="Also write colour previews NAME.preview.png."),
+    coords: str = typer.Option("auto", "--coords",
+                               help="auto (the input's own), aligned (photos: also NAME.aligned.png + .json) "
+                                    "or original (aligned inputs with a sidecar: mapped back to the photo)."),
+    size: int = typer.Option(256, "--size", min=32, max=4096, help="Aligned size used for photos."),
+    parser: Optional[str] = typer.Option(None, "--parser", help="Parse implementation (see `mgpe plugins`)."),
+    aligner: Optional[str] = typer.Option(None, "--aligner", help="Align implementation, for photos."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo inputs whose outputs exist."),
+):
+    """Semantic face masks (19 canonical labels) for aligned faces or ordinary photos; resumable."""
+    from ..parse import COORDS, parse_one
+    from ..pipeline import Pipeline
+
+    if coords not in COORDS:
+        fail(f"--coords must be one of {', '.join(COORDS)}, not {coords!r}")
+    pipe = Pipeline(parse=parser, align=aligner)
+    pipe.stage("parse")
+    _run_jobs("parse", source, out, f"parse ({pipe.implementation_name('parse')})", "img/s",
+              lambda path, stem: parse_one(pipe, path, stem, coords=coords, preview=preview, size=size,
+                                           overwrite=overwrite))
+
+
+def _run_jobs(verb: str, source: str, out: str, title: str, unit: str, run_one) -> None:
+    """Run `run_one(input, output stem)` over every image under source with a progress bar, print the
+    summary table, and exit 1 when some input failed."""
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..align import align_one, plan_jobs
+    from ..align import plan_jobs
     from ..errors import EXIT_SOME_FAILED
-    from ..pipeline import Pipeline
 
     jobs = plan_jobs(source, out)
     if not jobs:
         fail(f"{source}: no images found (looked for png, jpg, jpeg, webp, bmp, tif, tiff)")
-    pipe = Pipeline(align=aligner)
-    stage = pipe.stage("align")
     outcomes = []
-    con = _console(stderr=True)
-    with Progress(TextColumn("[bold]align[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                  TimeRemainingColumn(), console=con, transient=False) as progress:
-        task = progress.add_task("align", total=len(jobs), rate="")
-        start, faces = time.perf_counter(), 0
-        for photo, stem in jobs:
-            outcome = align_one(stage, photo, stem, size=size, all_faces=all_faces, overwrite=overwrite)
+    with Progress(TextColumn(f"[bold]{verb}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                  TimeRemainingColumn(), console=_console(stderr=True)) as progress:
+        task = progress.add_task(verb, total=len(jobs), rate="")
+        start, made = time.perf_counter(), 0
+        for path, stem in jobs:
+            outcome = run_one(path, stem)
             outcomes.append(outcome)
-            faces += len(outcome.outputs) if outcome.status == "done" else 0
-            rate = faces / max(time.perf_counter() - start, 1e-9)
-            progress.update(task, advance=1, rate=f"{rate:.1f} faces/s")
-    _summary(outcomes, f"align ({pipe.implementation_name('align')}) → {out}")
-    if any(o.status in ("no-face", "unreadable", "failed") for o in outcomes):
+            made += len(outcome.outputs) if outcome.status == "done" else 0
+            progress.update(task, advance=1, rate=f"{made / max(time.perf_counter() - start, 1e-9):.1f} {unit}")
+    _summary(outcomes, f"{title} → {out}")
+    if any(o.failed for o in outcomes):
         raise typer.Exit(EXIT_SOME_FAILED)
 
 

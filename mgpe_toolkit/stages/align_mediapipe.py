@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -32,8 +33,9 @@ def five_points_from_mesh(mesh: np.ndarray) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def quiet_native_stderr():
-    """Silence the C++ log lines mediapipe prints on stderr (they ignore GLOG/TF env vars)."""
+def quiet_native_stderr(linger: float = 0.0):
+    """Silence the C++ log lines mediapipe prints on stderr (they ignore GLOG/TF env vars); `linger`
+    seconds more for lines its worker threads print after the call returns."""
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured): nothing to silence
@@ -45,6 +47,8 @@ def quiet_native_stderr():
     try:
         os.dup2(devnull, fd)
         yield
+        if linger:
+            time.sleep(linger)
     finally:
         os.dup2(saved, fd)
         os.close(saved)
@@ -64,15 +68,16 @@ class MediapipeAligner:
         if self._mesh is None:
             from mediapipe.python.solutions import face_detection, face_mesh
 
-            with quiet_native_stderr():
+            with quiet_native_stderr(linger=0.1):
                 self._detectors = [face_detection.FaceDetection(model_selection=m, min_detection_confidence=self.min_score)
                                    for m in (1, 0)]
                 self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
                                                 min_detection_confidence=0.3)
 
     def close(self) -> None:
-        for obj in (self._detectors or []) + ([self._mesh] if self._mesh else []):
-            obj.close()
+        with quiet_native_stderr(linger=0.2):  # graph teardown logs from a worker thread
+            for obj in (self._detectors or []) + ([self._mesh] if self._mesh else []):
+                obj.close()
         self._detectors = self._mesh = None
 
     def detect(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:

@@ -12,8 +12,11 @@ def _module_check(module: str) -> str | None:
 
 @hookimpl
 def register_stages(register):
-    from . import align_mediapipe
+    from . import align_mediapipe, parse_mesh
 
     register("align", "mediapipe", align_mediapipe.MediapipeAligner,
              description="mediapipe 0.10.21 face detection + 478-point face mesh, 5-point similarity",
+             check=lambda: _module_check("mediapipe"))
+    register("parse", "mesh", parse_mesh.MeshParser,
+             description="face-mesh polygons + selfie segmentation + GrabCut hair; no weights",
              check=lambda: _module_check("mediapipe"))

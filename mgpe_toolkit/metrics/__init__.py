@@ -1,0 +1,1 @@
+"""Measurements shared by benchmarks and `mgpe eval`."""

@@ -1,0 +1,124 @@
+"""The parse stage over files: aligned faces or ordinary photos in, canonical label masks out.
+
+An input counts as aligned when it has an alignment sidecar (`mgpe align` output) or when aligning it would
+barely move it (a square crop already on the template); anything else is a photo, aligned first. A photo's
+mask is written in the photo's own coordinates by default (`coords="original"`): the aligned mask warped
+back with nearest-neighbour sampling, background outside the aligned crop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, MgpeError, NoFaceError, UsageError
+from .types import Alignment, FaceMask, Outcome
+
+COORDS = ("auto", "aligned", "original")
+# An image whose template fit is within these of the identity is taken as already aligned.
+ALIGNED_SCALE_TOL = 0.06
+ALIGNED_SHIFT_TOL = 0.04  # × image side
+
+
+@dataclass
+class ParsedFace:
+    """One parsed face: the aligned crop, its mask, and how it maps back to the photo (None if the
+    input was already aligned and has no sidecar)."""
+
+    aligned: np.ndarray
+    mask: FaceMask
+    alignment: Alignment | None
+    was_aligned: bool  # the input itself was an aligned crop
+
+
+def sidecar_alignment(image_path: Path, image: np.ndarray) -> Alignment | None:
+    """The alignment sidecar beside an aligned image (`x.png` + `x.json`), if it matches the image."""
+    from .io import read_json
+
+    side = image_path.with_suffix(".json")
+    if not side.is_file():
+        return None
+    try:
+        alignment = Alignment.from_json(read_json(side))
+    except (InputError, KeyError, TypeError, ValueError):
+        return None
+    h, w = image.shape[:2]
+    return alignment if alignment.size == w == h else None
+
+
+def looks_aligned(matrix: np.ndarray, side: int) -> bool:
+    """True when a photo -> template matrix at the photo's own size is close to the identity."""
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    rot = abs(float(np.arctan2(matrix[1, 0], matrix[0, 0])))
+    return abs(scale - 1) < ALIGNED_SCALE_TOL and rot < 0.05 and \
+        float(np.abs(matrix[:, 2]).max()) < ALIGNED_SHIFT_TOL * side
+
+
+def parse_image(pipe, image: np.ndarray, *, path: Path | None = None, size: int = 256) -> ParsedFace:
+    """Parse an aligned face, or the largest face of a photo; raises NoFaceError when there is none."""
+    h, w = image.shape[:2]
+    alignment = sidecar_alignment(path, image) if path is not None else None
+    if alignment is not None:
+        return ParsedFace(image, pipe.parse(image), alignment, True)
+    if h == w:
+        faces = pipe.align(image, size=w)
+        if not faces:
+            raise NoFaceError("no face found")
+        if looks_aligned(faces[0].alignment.matrix, w):
+            return ParsedFace(image, pipe.parse(image), None, True)
+    faces = pipe.align(image, size=size)
+    if not faces:
+        raise NoFaceError("no face found")
+    face = faces[0]
+    return ParsedFace(face.image, pipe.parse(face.image), face.alignment, False)
+
+
+def mask_to_photo(mask: np.ndarray, alignment: Alignment, photo_size: tuple[int, int]) -> np.ndarray:
+    """An aligned mask warped into the photo (w, h): nearest-neighbour, background outside the crop."""
+    import cv2
+
+    w, h = photo_size
+    return cv2.warpAffine(mask, alignment.inverse(), (w, h), flags=cv2.INTER_NEAREST,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def parse_one(pipe, source: Path, stem: Path, *, coords: str = "auto", preview: bool = False, size: int = 256,
+              overwrite: bool = False) -> Outcome:
+    """Parse one image into `stem`.png (label mask) [+ `stem`.preview.png]; with aligned coordinates for a
+    photo, also the aligned crop `stem`.aligned.png and its sidecar. Atomic; skips finished outputs."""
+    from .io import preview_path, read_image, write_image, write_json, write_mask
+
+    if coords not in COORDS:
+        raise UsageError(f"--coords must be one of {', '.join(COORDS)}, not {coords!r}")
+    out = stem.with_suffix(".png")
+    if not overwrite and out.exists() and (not preview or preview_path(out).exists()):
+        return Outcome(source, "skipped", [out])
+    try:
+        image = read_image(source)
+    except InputError as exc:
+        return Outcome(source, "unreadable", error=exc.problem)
+    try:
+        parsed = parse_image(pipe, image, path=source, size=size)
+    except NoFaceError as exc:
+        return Outcome(source, "no-face", error=str(exc))
+    except MgpeError as exc:
+        return Outcome(source, "failed", error=str(exc))
+    except Exception as exc:  # a plugin's bug fails this file, not the run
+        return Outcome(source, "failed", error=f"parser failed: {type(exc).__name__}: {exc}")
+    labels = parsed.mask.labels
+    outputs = []
+    to_photo = coords == "original" or (coords == "auto" and not parsed.was_aligned)
+    if to_photo:
+        if parsed.alignment is None or parsed.alignment.source_size is None:
+            return Outcome(source, "failed", error="an aligned image without its .json sidecar cannot be "
+                                                   "mapped back to its photo (use --coords aligned)")
+        labels = mask_to_photo(labels, parsed.alignment, tuple(parsed.alignment.source_size))
+    elif not parsed.was_aligned:
+        crop = stem.with_name(stem.name + ".aligned.png")
+        parsed.alignment.source_path = str(source.resolve())
+        write_json(crop.with_suffix(".json"), parsed.alignment.to_json())
+        write_image(crop, parsed.aligned)
+        outputs.append(crop)
+    outputs.insert(0, write_mask(out, labels, preview=preview))
+    return Outcome(source, "done", outputs)

@@ -1,0 +1,85 @@
+"""`mgpe parse` as a user runs it: photos, aligned crops with and without sidecars, previews, resume, errors."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mgpe_toolkit.io import read_image, read_mask, write_image
+from mgpe_toolkit.labels import LABEL_INDEX as L
+from mgpe_toolkit.labels import colorize
+
+
+def mgpe(*args):
+    return subprocess.run([sys.executable, "-m", "mgpe_toolkit", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, astronaut):
+    import skimage.data
+
+    root = tmp_path_factory.mktemp("photos")
+    write_image(root / "astro.jpg", astronaut)
+    write_image(root / "sub" / "coffee.png", skimage.data.coffee())
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    return root
+
+
+def test_photos_get_masks_in_their_own_coordinates(photos, tmp_path, astronaut):
+    out = tmp_path / "masks"
+    proc = mgpe("parse", photos, out, "--preview")
+    assert proc.returncode == 1, proc.stderr  # coffee has no face, broken.png is unreadable
+    assert "coffee.png: no face found" in proc.stdout and "broken.png" in proc.stdout
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "astro.png", "astro.preview.png"]  # nothing partial for the failures, no sub/ folder made
+    m = read_mask(out / "astro.png")
+    assert m.shape == astronaut.shape[:2]
+    # The face sits in the photo's upper middle (x 150..220, y 40..130); the suit and the corners are not face.
+    ys, xs = np.nonzero(m == L["skin"])
+    assert 150 < np.median(xs) < 230 and 50 < np.median(ys) < 130
+    assert (m[400:, :] != L["skin"]).all() and m[0, 0] == L["background"]
+    preview = read_image(out / "astro.preview.png")
+    assert np.array_equal(preview, colorize(m))
+    # Resume: finished outputs are skipped, the failures are retried and reported again.
+    again = mgpe("parse", photos, out, "--preview")
+    assert again.returncode == 1 and "│    0 │               1 │" in again.stdout
+
+
+def test_aligned_inputs_stay_aligned_and_can_go_back_to_the_photo(photos, tmp_path, astronaut):
+    aligned = tmp_path / "aligned"
+    assert mgpe("align", photos / "astro.jpg", aligned).returncode == 0
+    masks = tmp_path / "masks"
+    proc = mgpe("parse", aligned, masks)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    m = read_mask(masks / "astro.png")
+    assert m.shape == (256, 256) and (m == L["l_eye"]).any()
+    back = tmp_path / "back"
+    assert mgpe("parse", aligned, back, "--coords", "original").returncode == 0
+    assert read_mask(back / "astro.png").shape == astronaut.shape[:2]
+
+
+def test_an_aligned_crop_without_sidecar_is_recognised(photos, tmp_path):
+    aligned = tmp_path / "aligned"
+    mgpe("align", photos / "astro.jpg", aligned)
+    (aligned / "astro.json").unlink()
+    out = tmp_path / "masks"
+    assert mgpe("parse", aligned, out).returncode == 0
+    assert read_mask(out / "astro.png").shape == (256, 256) and not (out / "astro.aligned.png").exists()
+    # Asking for photo coordinates without a sidecar is a clear per-file failure.
+    proc = mgpe("parse", aligned, tmp_path / "o2", "--coords", "original")
+    assert proc.returncode == 1 and "sidecar" in proc.stdout
+
+
+def test_photo_with_aligned_coords_writes_the_crop_and_sidecar(photos, tmp_path):
+    out = tmp_path / "m"
+    assert mgpe("parse", photos / "astro.jpg", out, "--coords", "aligned").returncode == 0
+    assert read_mask(out / "astro.png").shape == (256, 256)
+    assert read_image(out / "astro.aligned.png").shape == (256, 256, 3) and (out / "astro.aligned.json").is_file()
+
+
+def test_bad_arguments_exit_2(tmp_path, photos):
+    assert mgpe("parse", tmp_path / "nope", tmp_path / "o").returncode == 2
+    proc = mgpe("parse", photos, tmp_path / "o", "--coords", "sideways")
+    assert proc.returncode == 2 and "--coords" in proc.stderr
+    proc = mgpe("parse", photos, tmp_path / "o", "--parser", "nosuch")
+    assert proc.returncode == 2 and "nosuch" in proc.stderr
