@@ -97,7 +97,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         rgb = _to_rgb8(_open(path))
     if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise InputError(path, f"unexpected image shape {rgb.shape}")
-    return np.ascontiguousarray(rgb)
+    rgb = np.ascontiguousarray(rgb)
+    return rgb if rgb.flags.writeable else rgb.copy()
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:

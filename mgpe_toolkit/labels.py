@@ -198,6 +198,13 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in (
 BACKGROUND_LABELS: tuple[str, ...] = ("background", "eye_g", "hat", "ear_r", "neck", "neck_l", "cloth")
 
 
+def face_hair_region(mask: np.ndarray) -> np.ndarray:
+    """Where an edited face may change its photo: every face and hair label, grown by nothing; glasses
+    and hats count as face (they move with it), neck, clothes and earrings do not."""
+    keep = [LABEL_INDEX[n] for n in LABELS if n not in ("background", "ear_r", "neck", "neck_l", "cloth")]
+    return np.isin(mask, keep)
+
+
 def component_mask(mask: np.ndarray, name: str) -> np.ndarray:
     """Boolean (H, W): pixels of the named component."""
     return np.isin(mask, COMPONENTS[name].indices)

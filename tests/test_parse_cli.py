@@ -83,3 +83,35 @@ def test_bad_arguments_exit_2(tmp_path, photos):
     assert proc.returncode == 2 and "--coords" in proc.stderr
     proc = mgpe("parse", photos, tmp_path / "o", "--parser", "nosuch")
     assert proc.returncode == 2 and "nosuch" in proc.stderr
+
+
+def test_paste_back_changes_only_face_and_hair(photos, tmp_path, astronaut):
+    from mgpe_toolkit.labels import face_hair_region
+    from mgpe_toolkit.parse import mask_to_photo
+    from mgpe_toolkit.types import Alignment
+    from mgpe_toolkit.io import read_json
+
+    aligned = tmp_path / "aligned"
+    mgpe("align", photos / "astro.jpg", aligned)
+    edited = read_image(aligned / "astro.png")
+    edited[..., 2] //= 2  # a visible edit everywhere in the crop
+    write_image(aligned / "astro.png", edited)
+    mgpe("parse", aligned, tmp_path / "masks")
+    out = tmp_path / "pasted.png"
+    proc = mgpe("paste-back", aligned / "astro.png", "-o", out, "--mask", tmp_path / "masks" / "astro.png",
+                "--photo", photos / "astro.jpg")
+    assert proc.returncode == 0, proc.stderr
+    result, original = read_image(out), read_image(photos / "astro.jpg")
+    region = mask_to_photo(face_hair_region(read_mask(tmp_path / "masks" / "astro.png")).astype(np.uint8),
+                           Alignment.from_json(read_json(aligned / "astro.json")), (512, 512)).astype(bool)
+    changed = (result != original).any(-1)
+    assert changed.sum() > 0.5 * region.sum()  # the edit arrived
+    import cv2
+    grown = cv2.dilate(region.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert not changed[~grown].any()  # everything outside the face+hair region is byte-identical
+    assert result[region].astype(int)[:, 2].mean() < original[region].astype(int)[:, 2].mean() - 20
+
+
+def test_paste_back_errors_are_one_line(tmp_path):
+    proc = mgpe("paste-back", tmp_path / "none.png", "-o", tmp_path / "o.png")
+    assert proc.returncode == 2 and "no alignment sidecar" in proc.stderr and "Traceback" not in proc.stderr

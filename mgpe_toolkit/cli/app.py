@@ -99,6 +99,58 @@ def parse_cmd(
                                            overwrite=overwrite))
 
 
+@app.command("paste-back")
+def paste_back_cmd(
+    aligned: str = typer.Argument(..., help="An aligned (edited) image with its .json sidecar beside it."),
+    out: str = typer.Option(..., "--out", "-o", help="Where to write the photo with the face pasted back."),
+    photo: Optional[str] = typer.Option(None, "--photo", help="The original photo (default: the sidecar's)."),
+    mask: Optional[str] = typer.Option(None, "--mask", help="Label mask of the aligned image (default: parse it)."),
+    region: str = typer.Option("face+hair", "--region", help="face+hair (labels of the mask) or all (whole crop)."),
+    feather: float = typer.Option(0.03, "--feather", min=0.0, max=0.5, help="Blend ramp, × crop size."),
+    parser: Optional[str] = typer.Option(None, "--parser", help="Parser used when --mask is not given."),
+):
+    """Warp an aligned result back into its original photo; pixels outside the region stay identical."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from ..align import paste_back
+    from ..errors import EXIT_SOME_FAILED, NoFaceError
+    from ..io import read_image, read_json, read_mask, write_image
+    from ..labels import face_hair_region
+    from ..pipeline import Pipeline
+    from ..types import Alignment
+
+    src = Path(aligned)
+    side = src.with_suffix(".json")
+    if not side.is_file():
+        fail(f"{src}: no alignment sidecar {side.name} beside it (made by `mgpe align`)")
+    if region not in ("face+hair", "all"):
+        fail(f"--region must be face+hair or all, not {region!r}")
+    try:
+        alignment = Alignment.from_json(read_json(side))
+    except (KeyError, TypeError, ValueError) as exc:
+        fail(f"{side}: not an alignment sidecar ({exc})")
+    photo_path = Path(photo or alignment.source_path or "")
+    if not photo_path.is_file():
+        fail(f"{side}: its photo {photo_path} is missing (give --photo)")
+    face, original = read_image(src), read_image(photo_path)
+    if face.shape[:2] != (alignment.size, alignment.size):
+        fail(f"{src}: is {face.shape[1]}×{face.shape[0]}, its sidecar says {alignment.size}²")
+    if region == "all":
+        keep = np.ones(face.shape[:2], bool)
+    else:
+        try:
+            labels = read_mask(mask) if mask else Pipeline(parse=parser).parse(face).labels
+        except NoFaceError:
+            fail(f"{src}: the parser finds no face in it to take the region from (give --mask or --region all)",
+                 EXIT_SOME_FAILED)
+        if labels.shape != face.shape[:2]:
+            fail(f"{mask}: mask is {labels.shape[1]}×{labels.shape[0]}, the image {face.shape[1]}×{face.shape[0]}")
+        keep = face_hair_region(labels)
+    _console().print(f"wrote {write_image(out, paste_back(original, face, alignment, keep, feather=feather))}")
+
+
 def _run_jobs(verb: str, source: str, out: str, title: str, unit: str, run_one) -> None:
     """Run `run_one(input, output stem)` over every image under source with a progress bar, print the
     summary table, and exit 1 when some input failed."""
