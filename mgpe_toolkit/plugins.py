@@ -37,12 +37,17 @@ class Implementation:
     check: Callable[[], str | None] | None = None
     origin: str = "built-in"  # or "package NAME VERSION"
 
-    def unusable_reason(self) -> str | None:
-        """None when usable here, else why not (a check that raises counts as unusable)."""
+    def unusable_reason(self, **options: Any) -> str | None:
+        """None when usable here (with these options), else why not (a check that raises counts as unusable).
+        A check that takes keyword arguments sees the options, e.g. an explicit `weights` path."""
         if self.check is None:
             return None
         try:
-            return self.check()
+            import inspect
+
+            params = inspect.signature(self.check).parameters
+            takes = {k: v for k, v in options.items() if k in params}
+            return self.check(**takes)
         except Exception as exc:  # a broken check must not break listing
             return f"check failed: {type(exc).__name__}: {exc}"
 
@@ -93,9 +98,15 @@ class Registry:
     def create(self, stage: str, name: str | None = None, **options: Any) -> Any:
         """Instantiate an implementation, refusing one that is unusable here with its reason."""
         impl = self.get(stage, name)
-        reason = impl.unusable_reason()
+        reason = impl.unusable_reason(**options)
         if reason:
             raise PluginError(f"{stage} implementation {impl.name!r} is not usable here: {reason}")
+        try:
+            import inspect
+
+            inspect.signature(impl.factory).bind(**options)
+        except TypeError as exc:
+            raise PluginError(f"{stage} implementation {impl.name!r} does not take these options: {exc}") from None
         return impl.factory(**options)
 
 

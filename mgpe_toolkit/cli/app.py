@@ -34,7 +34,6 @@ _LATER = {
     "swap+": ("Swap a face with its hair onto another photo.", 5),
     "transfer": ("Transfer components' appearance (hair, lips, ...) from another face.", 5),
     "synth": ("Synthesise faces from one mask with components of several sources.", 5),
-    "train": ("Train the paper's networks or the parser.", 4),
     "export": ("Export the learned stages as ONNX graphs.", 6),
     "batch": ("Edit whole folders with onnxruntime.", 6),
     "eval": ("FID, mask accuracy and reconstruction metrics.", 7),
@@ -83,6 +82,7 @@ def parse_cmd(
                                     "or original (aligned inputs with a sidecar: mapped back to the photo)."),
     size: int = typer.Option(256, "--size", min=32, max=4096, help="Aligned size used for photos."),
     parser: Optional[str] = typer.Option(None, "--parser", help="Parse implementation (see `mgpe plugins`)."),
+    weights: Optional[str] = typer.Option(None, "--parser-weights", help="Weights file for a learned parser (unet)."),
     aligner: Optional[str] = typer.Option(None, "--aligner", help="Align implementation, for photos."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo inputs whose outputs exist."),
 ):
@@ -92,7 +92,7 @@ def parse_cmd(
 
     if coords not in COORDS:
         fail(f"--coords must be one of {', '.join(COORDS)}, not {coords!r}")
-    pipe = Pipeline(parse=parser, align=aligner)
+    pipe = Pipeline(parse=parser, align=aligner, options={"parse": {"weights": weights}} if weights else None)
     pipe.stage("parse")
     _run_jobs("parse", source, out, f"parse ({pipe.implementation_name('parse')})", "img/s",
               lambda path, stem: parse_one(pipe, path, stem, coords=coords, preview=preview, size=size,
@@ -320,6 +320,15 @@ def version_cmd():
             typer.echo(f"{dist} {metadata.version(dist)}")
         except metadata.PackageNotFoundError:
             pass
+
+
+def _add_subapps() -> None:
+    from .train import train_app
+
+    app.add_typer(train_app, name="train")
+
+
+_add_subapps()
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Networks only: no file or image I/O here (weights are loaded by the stages and the training loop)."""

@@ -1,0 +1,109 @@
+"""Checkpoints as one safetensors file: model and optimiser tensors, with step and config as JSON metadata.
+
+Written atomically (temp file + rename), so a run killed mid-write leaves the previous checkpoint intact.
+Loading checks the file and names the problem ("not a checkpoint", "truncated", "wrong network").
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+from ..io import atomic_path
+
+FORMAT = "mgpe-checkpoint-1"
+
+
+def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, state in sd["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{name}.{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{key}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    prefix = f"optim.{name}."
+    for key, value in tensors.items():
+        if key.startswith(prefix):
+            pid, field = key[len(prefix):].split(".", 1)
+            state.setdefault(int(pid), {})[field] = value
+    for key, value in meta["scalars"].items():
+        pid, field = key.split(".", 1)
+        state.setdefault(int(pid), {})[field] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(path: str | os.PathLike, *, step: int, models: dict[str, torch.nn.Module],
+                    optimizers: dict[str, torch.optim.Optimizer] | None = None, config: dict | None = None,
+                    extra: dict | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    for name, model in models.items():
+        for key, value in model.state_dict().items():
+            tensors[f"model.{name}.{key}"] = value.detach().cpu().contiguous()
+    optim_meta = {}
+    for name, opt in (optimizers or {}).items():
+        t, meta = _flatten_optimizer(name, opt)
+        tensors.update(t)
+        optim_meta[name] = meta
+    metadata = {"format": FORMAT, "step": str(step), "config": json.dumps(config or {}),
+                "models": json.dumps(sorted(models)), "optimizers": json.dumps(optim_meta),
+                "extra": json.dumps(extra or {})}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(tensors, metadata with step/config/models/optimizers/extra decoded); InputError if unreadable."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such checkpoint")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise InputError(path, f"not a readable safetensors checkpoint ({exc})") from None
+    if raw.get("format") != FORMAT:
+        raise InputError(path, f"not an mgpe checkpoint (format {raw.get('format')!r})")
+    meta = {"step": int(raw["step"]), "config": json.loads(raw["config"]), "models": json.loads(raw["models"]),
+            "optimizers": json.loads(raw["optimizers"]), "extra": json.loads(raw.get("extra", "{}"))}
+    return tensors, meta
+
+
+def load_into(path: str | os.PathLike, models: dict[str, torch.nn.Module],
+              optimizers: dict[str, torch.optim.Optimizer] | None = None) -> dict[str, Any]:
+    """Load a checkpoint into live models (and optimisers); returns its metadata."""
+    tensors, meta = read_checkpoint(path)
+    for name, model in models.items():
+        prefix = f"model.{name}."
+        sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if not sd:
+            raise InputError(path, f"holds no weights for {name!r} (it has {', '.join(meta['models'])})")
+        try:
+            model.load_state_dict(sd)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise InputError(path, f"weights do not fit {name!r}: {first}") from None
+    for name, opt in (optimizers or {}).items():
+        if name in meta["optimizers"]:
+            opt.load_state_dict(_unflatten_optimizer(name, tensors, meta["optimizers"][name]))
+    return meta

@@ -1,0 +1,166 @@
+"""Training data: pairs of aligned images and canonical label masks, from folders or the synthetic portraits.
+
+Every dataset answers `len()` and `load(i) -> Sample`; `load` raises InputError for a bad file, and
+`SampleSource` turns that into a warning and a substitute sample, so a bad file never ends a long run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from ..errors import InputError, UsageError
+from ..labels import LABEL_INDEX, SIDE_PAIRS, from_bisenet, from_helen
+
+LABEL_FORMATS = ("canonical", "helen", "bisenet")
+
+
+@dataclass
+class Sample:
+    image: np.ndarray  # (S, S, 3) uint8 RGB
+    mask: np.ndarray  # (S, S) uint8 canonical labels
+    name: str
+
+
+class Dataset(Protocol):
+    def __len__(self) -> int: ...
+
+    def load(self, index: int) -> Sample: ...
+
+    def describe(self) -> str: ...
+
+
+class SyntheticSet:
+    """`n` seeded procedural portraits (exact masks), starting at `seed`."""
+
+    def __init__(self, n: int, size: int = 128, seed: int = 0):
+        self.n, self.size, self.seed = n, size, seed
+
+    def __len__(self) -> int:
+        return self.n
+
+    def load(self, index: int) -> Sample:
+        from ..data.synthetic import synthetic_portrait
+
+        p = synthetic_portrait(self.seed + index, self.size)
+        return Sample(p.image, p.mask, f"synthetic-{self.seed + index}")
+
+    def describe(self) -> str:
+        return f"synthetic portraits: {self.n} at {self.size}², seeds {self.seed}..{self.seed + self.n - 1}"
+
+
+class PairFolder:
+    """Images and masks paired by relative stem: `images_dir/a/b.jpg` with `masks_dir/a/b.png`."""
+
+    def __init__(self, images_dir: str | Path, masks_dir: str | Path, labels: str = "canonical"):
+        from ..io import list_images
+
+        if labels not in LABEL_FORMATS:
+            raise UsageError(f"--labels must be one of {', '.join(LABEL_FORMATS)}, not {labels!r}")
+        self.images_dir, self.masks_dir, self.labels = Path(images_dir), Path(masks_dir), labels
+        self.pairs: list[tuple[Path, Path]] = []
+        for img in list_images(self.images_dir):
+            rel = img.relative_to(self.images_dir).with_suffix("")
+            if rel.name.endswith((".preview", ".aligned", ".mask")):
+                continue
+            mask = self.masks_dir / rel.with_suffix(".png")
+            if mask.is_file():
+                self.pairs.append((img, mask))
+        if not self.pairs:
+            raise UsageError(f"{self.images_dir}: no image has a mask of the same name under {self.masks_dir}")
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def load(self, index: int) -> Sample:
+        from ..io import read_image, read_mask
+
+        img_path, mask_path = self.pairs[index]
+        image, mask = read_image(img_path), read_mask(mask_path)
+        if self.labels == "helen":
+            mask = from_helen(mask)
+        elif self.labels == "bisenet":
+            mask = from_bisenet(mask)
+        if image.shape[:2] != mask.shape:
+            raise InputError(mask_path, f"mask is {mask.shape[1]}×{mask.shape[0]}, its image "
+                                        f"{image.shape[1]}×{image.shape[0]}")
+        return Sample(image, mask, str(img_path))
+
+    def describe(self) -> str:
+        return f"{len(self)} pairs from {self.images_dir} + {self.masks_dir} ({self.labels} labels)"
+
+
+def open_dataset(data: str, masks: str | None = None, labels: str = "canonical", size: int = 128) -> Dataset:
+    """`synthetic:N`, a folder with images/ and masks/ (or labels/) inside, or an image folder plus `masks`."""
+    if data.startswith("synthetic:"):
+        try:
+            n = int(data.split(":", 1)[1])
+        except ValueError:
+            raise UsageError(f"--data {data!r}: expected synthetic:N with N a number") from None
+        return SyntheticSet(n, size)
+    root = Path(data)
+    if not root.is_dir():
+        raise UsageError(f"--data {data}: no such folder")
+    if masks:
+        return PairFolder(root, masks, labels)
+    for sub in ("masks", "labels"):
+        if (root / "images").is_dir() and (root / sub).is_dir():
+            return PairFolder(root / "images", root / sub, labels)
+    raise UsageError(f"--data {data}: expected images/ and masks/ (or labels/) inside, or give --masks DIR")
+
+
+_SWAP = np.arange(256, dtype=np.uint8)
+for _a, _b in SIDE_PAIRS:
+    _SWAP[LABEL_INDEX[_a]], _SWAP[LABEL_INDEX[_b]] = LABEL_INDEX[_b], LABEL_INDEX[_a]
+
+
+def flip_sample(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror an image and its mask; l_/r_ labels swap so they still name the image side."""
+    return np.ascontiguousarray(image[:, ::-1]), _SWAP[mask[:, ::-1]]
+
+
+class SampleSource:
+    """Loads samples at a fixed size; a bad file is reported once through `warn` and replaced by the next good
+    one, and is not tried again."""
+
+    def __init__(self, dataset: Dataset, size: int, warn: Callable[[str], None] | None = None):
+        self.dataset, self.size = dataset, size
+        self.warn = warn or (lambda message: None)
+        self.bad: set[int] = set()
+
+    def get(self, index: int) -> Sample:
+        import cv2
+
+        n = len(self.dataset)
+        for k in range(n):
+            i = (index + k) % n
+            if i in self.bad:
+                continue
+            try:
+                s = self.dataset.load(i)
+            except InputError as exc:
+                self.bad.add(i)
+                self.warn(f"skipped {exc}")
+                continue
+            if s.image.shape[0] != self.size or s.image.shape[1] != self.size:
+                interp = cv2.INTER_AREA if s.image.shape[0] > self.size else cv2.INTER_LINEAR
+                s = Sample(cv2.resize(s.image, (self.size, self.size), interpolation=interp),
+                           cv2.resize(s.mask, (self.size, self.size), interpolation=cv2.INTER_NEAREST), s.name)
+            return s
+        raise UsageError(f"no usable sample in {self.dataset.describe()}")
+
+
+def batch_tensors(samples: list[Sample], flips: list[bool]):
+    """(images in [-1, 1] as (N, 3, S, S) float32, masks as (N, S, S) int64) with the given mirrorings."""
+    import torch
+
+    images, masks = [], []
+    for s, flip in zip(samples, flips):
+        img, m = flip_sample(s.image, s.mask) if flip else (s.image, s.mask)
+        images.append(img)
+        masks.append(m)
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    y = torch.from_numpy(np.stack(masks).astype(np.int64))
+    return x.contiguous(), y

@@ -1,0 +1,68 @@
+"""Machinery every training run shares: device choice, per-step random streams, metric logs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+
+
+def pick_device(name: str = "auto"):
+    """`auto` = CUDA when present, else CPU; `cuda`, `cuda:1`, `cpu` as asked (error if unavailable)."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r}: not a device (auto, cpu, cuda, cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: this torch build sees no CUDA GPU")
+    return device
+
+
+def step_rng(seed: int, step: int) -> np.random.Generator:
+    """The random stream of one training step: which samples, which flips. Depends only on (seed, step), so a
+    resumed run draws exactly what the uninterrupted run would have."""
+    return np.random.default_rng([seed, step])
+
+
+class RunLog:
+    """Scalars to `metrics.jsonl` (always) and TensorBoard (when the tensorboard package is installed)."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / "metrics.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(Path(out) / "tb"))
+        except Exception:  # tensorboard not installed: the JSON log is enough
+            self._tb = None
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps({"step": step, **{k: round(float(v), 6) for k, v in values.items()}}) + "\n")
+        if self._tb is not None:
+            for key, value in values.items():
+                self._tb.add_scalar(key, value, step)
+
+    def images(self, step: int, tag: str, grid) -> None:
+        """grid: (3, H, W) float tensor in [0, 1]."""
+        if self._tb is not None:
+            self._tb.add_image(tag, grid, step)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+    def truncate_after(self, step: int) -> None:
+        """On resume: drop lines logged after the checkpoint's step (they will be logged again)."""
+        if not self.path.is_file():
+            return
+        keep = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        self.path.write_text("".join(line + "\n" for line in keep))

@@ -1,0 +1,161 @@
+"""Training the parsing network P_F (U-Net, class-weighted pixel-wise cross-entropy) on image/mask pairs."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import UsageError
+from .data import Dataset, SampleSource, batch_tensors
+from .loop import RunLog, pick_device, step_rng
+
+CHECKPOINT = "checkpoint.safetensors"
+WEIGHTS = "parser-unet.safetensors"
+
+
+@dataclass
+class ParserTrainConfig:
+    size: int = 128
+    base: int = 16
+    depth: int = 4
+    batch: int = 8
+    lr: float = 1e-3
+    seed: int = 0
+    checkpoint_every: int = 100
+    weight_power: float = 0.5  # class weights = (median frequency / frequency) ** power
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ParserTrainConfig":
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UsageError(f"unknown parser config key(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+def label_frequencies(source: SampleSource, n: int, classes: int = 19, seed: int = 0):
+    import torch
+
+    counts = np.zeros(classes, np.float64)
+    rng = np.random.default_rng(seed)
+    for i in rng.permutation(len(source.dataset))[:n]:
+        counts += np.bincount(source.get(int(i)).mask.ravel(), minlength=classes)[:classes]
+    return torch.from_numpy(counts / max(counts.sum(), 1))
+
+
+class ParserTrainer:
+    def __init__(self, dataset: Dataset, out: str | Path, config: ParserTrainConfig = ParserTrainConfig(), *,
+                 device: str = "auto", warn: Callable[[str], None] | None = None):
+        import torch
+
+        from ..nets.unet import UNet, UNetConfig, class_weights
+
+        if config.size % 2 ** config.depth:
+            raise UsageError(f"size {config.size} must be divisible by 2**depth = {2 ** config.depth}")
+        self.config, self.out = config, Path(out)
+        self.device = pick_device(device)
+        self.source = SampleSource(dataset, config.size, warn)
+        torch.manual_seed(config.seed)
+        self.net_config = UNetConfig(base=config.base, depth=config.depth)
+        self.model = UNet(self.net_config).to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.weights = class_weights(label_frequencies(self.source, 64, seed=config.seed), config.weight_power)
+        self.loss_fn = torch.nn.CrossEntropyLoss(weight=self.weights.to(self.device))
+        self.step = 0
+
+    def batch(self, step: int):
+        rng = step_rng(self.config.seed, step)
+        idx = rng.integers(0, len(self.source.dataset), self.config.batch)
+        flips = (rng.random(self.config.batch) < 0.5).tolist()
+        x, y = batch_tensors([self.source.get(int(i)) for i in idx], flips)
+        return x.to(self.device), y.to(self.device)
+
+    def train_step(self) -> float:
+        self.model.train()
+        x, y = self.batch(self.step)
+        loss = self.loss_fn(self.model(x), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.step += 1
+        return float(loss.detach())
+
+    def evaluate(self, dataset: Dataset, limit: int = 32) -> float:
+        """Per-pixel accuracy of the current model on the first `limit` samples of `dataset`."""
+        import torch
+
+        source = SampleSource(dataset, self.config.size)
+        self.model.eval()
+        correct = total = 0
+        with torch.no_grad():
+            for i in range(min(limit, len(dataset))):
+                x, y = batch_tensors([source.get(i)], [False])
+                pred = self.model(x.to(self.device)).argmax(1).cpu()
+                correct += int((pred == y).sum())
+                total += y.numel()
+        return correct / max(total, 1)
+
+    # -- files --------------------------------------------------------------------------------------------
+    def save(self, data_description: str = "") -> Path:
+        from .checkpoint import save_checkpoint
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        cfg = asdict(self.config)
+        save_checkpoint(self.out / CHECKPOINT, step=self.step, models={"parser": self.model},
+                        optimizers={"parser": self.opt}, config=cfg)
+        return export_parser_weights(self.model, self.out / WEIGHTS, step=self.step, config=cfg,
+                                     data=data_description)
+
+    def resume(self) -> bool:
+        """Continue from out/checkpoint.safetensors if there is one; True if it did."""
+        from .checkpoint import load_into
+
+        path = self.out / CHECKPOINT
+        if not path.is_file():
+            return False
+        meta = load_into(path, {"parser": self.model}, {"parser": self.opt})
+        if meta["config"] != asdict(self.config):
+            raise UsageError(f"{path}: was trained with a different config ({meta['config']}); "
+                             "resume with the same options or use a new --out")
+        self.step = meta["step"]
+        return True
+
+
+def export_parser_weights(model, path: Path, *, step: int, config: dict, data: str = "") -> Path:
+    """Inference weights (safetensors, config in the metadata) plus a model card `NAME.json` beside them."""
+    from safetensors.torch import save_file
+
+    from ..io import atomic_path, write_json
+
+    meta = {"network": "unet", "unet": json.dumps(model.config.to_dict()), "size": str(config["size"]),
+            "step": str(step)}
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
+    write_json(path.with_suffix(".json"), {
+        "network": "U-Net parser P_F (mgpe_toolkit.nets.unet)", "config": config, "unet": model.config.to_dict(),
+        "steps": step, "data": data,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+    })
+    return path
+
+
+def run_training(trainer: ParserTrainer, steps: int, *, data_description: str,
+                 on_step: Callable[[int, float], None] | None = None) -> list[float]:
+    """Train until `steps` total steps, checkpointing every config.checkpoint_every and at the end."""
+    log = RunLog(trainer.out)
+    log.truncate_after(trainer.step)
+    losses = []
+    try:
+        while trainer.step < steps:
+            loss = trainer.train_step()
+            losses.append(loss)
+            log.scalars(trainer.step, {"loss/parser_ce": loss})
+            if on_step:
+                on_step(trainer.step, loss)
+            if trainer.step % trainer.config.checkpoint_every == 0 or trainer.step == steps:
+                trainer.save(data_description)
+    finally:
+        log.close()
+    return losses
