@@ -11,12 +11,96 @@ train_app = typer.Typer(help="Train the paper's networks or the parser.", no_arg
                         invoke_without_command=True, rich_markup_mode="rich")
 
 
+def _parse_sets(pairs: list[str]) -> dict:
+    """--set key=value (value parsed as JSON when it can be: numbers, true/false)."""
+    import json
+
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            fail(f"--set {pair!r}: expected key=value")
+        key, value = pair.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 @train_app.callback()
-def train_main(ctx: typer.Context):
-    """Train the paper's networks (`mgpe train --config tiny ...`, issue #4) or the parser (`mgpe train parser`)."""
-    if ctx.invoked_subcommand is None:
-        fail("`mgpe train` for the paper's networks is not implemented yet (planned in issue #4); "
-             "`mgpe train parser` is ready")
+def train_main(
+    ctx: typer.Context,
+    config: str = typer.Option("tiny", "--config", help="tiny (64², CPU), small (128²), paper (256²) or a JSON file."),
+    data: Optional[str] = typer.Option(None, "--data", help="Aligned images + masks: a folder with images/ and "
+                                                           "masks/, a CelebAMask-HQ folder, or synthetic:N."),
+    masks: Optional[str] = typer.Option(None, "--masks", help="Mask folder paired with --data by file name."),
+    labels: str = typer.Option("canonical", "--labels", help="Label order of the masks: canonical, helen, bisenet."),
+    out: Optional[str] = typer.Option(None, "--out", help="Run folder (checkpoint, weights + card, samples, metrics)."),
+    steps: int = typer.Option(1000, "--steps", min=1, help="Total steps (a resumed run continues up to it)."),
+    parser_weights: Optional[str] = typer.Option(None, "--parser-weights",
+                                                 help="Frozen parser P_F for the parsing loss (from `mgpe train parser`)."),
+    sets: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set lambda_gp=0 --set batch=2."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:N."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the generator."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.safetensors."),
+):
+    """Train the paper's framework (`mgpe train --config tiny --data DIR --out runs/NAME`) or, with the
+    `parser` subcommand, the U-Net parser."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if data is None or out is None:
+        fail("`mgpe train` needs --data and --out (see `mgpe train --help`)")
+    import time
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..nets.config import load_config
+    from ..train.data import open_dataset
+    from ..train.gan import CHECKPOINT, WEIGHTS, GANTrainer, run_gan_training
+
+    con = _console(stderr=True)
+    out_dir = Path(out)
+    if (out_dir / CHECKPOINT).exists() and not resume:
+        fail(f"{out_dir}: holds a run already (use --resume to continue it, or another --out)")
+    cfg = load_config(config, **_parse_sets(sets))
+    dataset = open_dataset(data, masks, labels, cfg.resolution)
+    trainer = GANTrainer(dataset, out_dir, cfg, parser_weights=parser_weights, device=device, compile=compile_,
+                         warn=lambda m: con.print(f"[yellow]warning:[/] {m}"))
+    if resume and trainer.resume():
+        con.print(f"resumed {out_dir / CHECKPOINT} at step {trainer.step}")
+    if trainer.step >= steps:
+        con.print(f"already at step {trainer.step} ≥ --steps {steps}: nothing to do")
+        return
+    description = dataset.describe()
+    con.print(f"data: {description}; config: {config} ({cfg.resolution}²); device: {trainer.device}"
+              f"{' (bf16 autocast)' if trainer.amp else ''}")
+    with Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                  TimeRemainingColumn(), console=con) as progress:
+        task = progress.add_task("train", total=steps, completed=trainer.step, info="")
+        start, first = time.perf_counter(), trainer.step
+
+        def on_step(step: int, losses: dict) -> None:
+            rate = (step - first) / max(time.perf_counter() - start, 1e-9)
+            info = " ".join(f"{k} {losses[k]:.3f}" for k in ("local", "global", "gp", "d") if k in losses)
+            progress.update(task, completed=step, info=f"{info} · {rate:.2f} it/s")
+
+        run_gan_training(trainer, steps, data_description=description, on_step=on_step)
+    _record_command(out_dir / (Path(WEIGHTS).stem + ".json"), skip=2)
+    _console().print(f"wrote {out_dir / WEIGHTS} (+ model card) at step {trainer.step}; samples in {out_dir / 'samples'}")
+
+
+def _record_command(card, skip: int) -> None:
+    """Put the command line that produced a model card into it."""
+    import shlex
+    import sys
+
+    from ..io import read_json, write_json
+
+    args = sys.argv[skip:]
+    if args:
+        prefix = "mgpe " + " ".join(sys.argv[1:skip]) + " "
+        write_json(card, {**read_json(card), "command": prefix + " ".join(shlex.quote(a) for a in args)})
 
 
 @train_app.command("parser")
@@ -38,8 +122,6 @@ def train_parser_cmd(
 ):
     """Train the U-Net parser P_F (class-weighted cross-entropy); writes weights the `unet` parser loads."""
     import json
-    import shlex
-    import sys
     from pathlib import Path
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -73,11 +155,7 @@ def train_parser_cmd(
             progress.update(task, completed=step, info=f"loss {loss:.3f} · {rate:.1f} it/s")
 
         run_training(trainer, steps, data_description=description, on_step=on_step)
-    command = "mgpe train parser " + " ".join(shlex.quote(a) for a in sys.argv[3:]) if len(sys.argv) > 3 else ""
     card = out_dir / (Path(WEIGHTS).stem + ".json")
-    if command:
-        from ..io import read_json, write_json
-
-        write_json(card, {**read_json(card), "command": command})
+    _record_command(card, skip=3)
     _console().print(f"wrote {out_dir / WEIGHTS} (+ {card.name}) at step {trainer.step}; use it with "
                      f"`--parser unet` after copying it to models/ or setting MGPE_MODELS={out_dir}")

@@ -93,7 +93,8 @@ class PairFolder:
 
 
 def open_dataset(data: str, masks: str | None = None, labels: str = "canonical", size: int = 128) -> Dataset:
-    """`synthetic:N`, a folder with images/ and masks/ (or labels/) inside, or an image folder plus `masks`."""
+    """`synthetic:N`, a CelebAMask-HQ folder, a folder with images/ and masks/ (or labels/) inside, or an image
+    folder plus `masks` (e.g. what `mgpe align` + `mgpe parse` write; Helen with labels="helen")."""
     if data.startswith("synthetic:"):
         try:
             n = int(data.split(":", 1)[1])
@@ -103,6 +104,8 @@ def open_dataset(data: str, masks: str | None = None, labels: str = "canonical",
     root = Path(data)
     if not root.is_dir():
         raise UsageError(f"--data {data}: no such folder")
+    if (root / "CelebAMask-HQ-mask-anno").is_dir():
+        return CelebAMaskHQ(root)
     if masks:
         return PairFolder(root, masks, labels)
     for sub in ("masks", "labels"):
@@ -164,3 +167,58 @@ def batch_tensors(samples: list[Sample], flips: list[bool]):
     x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
     y = torch.from_numpy(np.stack(masks).astype(np.int64))
     return x.contiguous(), y
+
+
+# CelebAMask-HQ part files, in the order the dataset's own mask script paints them (later parts win).
+CELEBAMASK_PARTS = ("skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear", "mouth",
+                    "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth")
+
+
+class CelebAMaskHQ:
+    """The CelebAMask-HQ layout: `CelebA-HQ-img/N.jpg` and `CelebAMask-HQ-mask-anno/K/NNNNN_part.png`
+    (K = N // 2000). Parts are merged into one canonical mask at the annotation's resolution, the image is
+    resized to it, and l_/r_ are re-assigned by centroid (the part files' left/right are not trusted)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.img_dir = self.root / "CelebA-HQ-img"
+        self.anno_dir = self.root / "CelebAMask-HQ-mask-anno"
+        if not self.img_dir.is_dir() or not self.anno_dir.is_dir():
+            raise UsageError(f"{self.root}: not a CelebAMask-HQ folder (needs CelebA-HQ-img/ and CelebAMask-HQ-mask-anno/)")
+        self.ids = sorted(int(p.stem) for p in self.img_dir.glob("*.jpg") if p.stem.isdigit())
+        if not self.ids:
+            raise UsageError(f"{self.img_dir}: no N.jpg images")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def load(self, index: int) -> Sample:
+        import cv2
+
+        from ..io import read_image
+        from ..labels import assign_sides
+
+        n = self.ids[index]
+        image = read_image(self.img_dir / f"{n}.jpg")
+        folder = self.anno_dir / str(n // 2000)
+        mask = None
+        for part in CELEBAMASK_PARTS:
+            path = folder / f"{n:05d}_{part}.png"
+            if not path.is_file():
+                continue
+            part_img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            if part_img is None:
+                raise InputError(path, "unreadable part mask")
+            if mask is None:
+                mask = np.zeros(part_img.shape, np.uint8)
+            if part_img.shape != mask.shape:
+                raise InputError(path, f"part is {part_img.shape[1]}×{part_img.shape[0]}, others {mask.shape[1]}×{mask.shape[0]}")
+            mask[part_img > 127] = LABEL_INDEX[part]
+        if mask is None:
+            raise InputError(folder / f"{n:05d}_*.png", "no part masks for this image")
+        if image.shape[:2] != mask.shape:
+            image = cv2.resize(image, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_AREA)
+        return Sample(image, assign_sides(mask), str(self.img_dir / f"{n}.jpg"))
+
+    def describe(self) -> str:
+        return f"CelebAMask-HQ at {self.root}: {len(self)} images"

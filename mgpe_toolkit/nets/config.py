@@ -1,0 +1,106 @@
+"""Network and loss configuration of the paper's framework, with the named presets `tiny`, `small`, `paper`.
+
+Layer widths are ours (the paper's supplementary is not available); see models/README.md for the choices.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from ..errors import UsageError
+
+FEATURE_STRIDE = 4  # every encoder downsamples by 4, so component features and the mask feature share a grid
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    resolution: int = 256
+    comp_channels: int = 32  # channels of each component feature tensor
+    comp_width: int = 32  # first-layer width of the component encoders/decoders
+    mask_channels: int = 64  # E_m output channels
+    gen_channels: int = 192  # G_m width at the feature grid
+    gen_blocks: int = 4  # residual blocks in G_m
+    bg_channels: int = 64  # E_b / G_b width at the feature grid
+    bg_blocks: int = 2
+    vae: bool = False  # component encoders output mu/logvar; synthesis may sample
+    disc_channels: int = 64
+    disc_layers: int = 3
+    norm: str = "instance"
+    # Loss weights (paper Eq. 9: local 10, global 1, GD 1, GP 1) and the rest.
+    lambda_local: float = 10.0
+    lambda_global: float = 1.0
+    lambda_gd: float = 1.0
+    lambda_fm: float = 1.0
+    lambda_gp: float = 1.0
+    lambda_kl: float = 0.01
+    fm_all_layers: bool = False  # the paper matches the discriminators' last layer only
+    # Optimiser (paper: Adam, lr 2e-4, beta1 0.5).
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    batch: int = 4
+    seed: int = 0
+    checkpoint_every: int = 500
+    image_every: int = 500
+
+    def __post_init__(self):
+        if self.resolution % 32:
+            raise UsageError(f"resolution {self.resolution} must be a multiple of 32")
+        if self.norm not in ("instance", "batch", "none"):
+            raise UsageError(f"norm must be instance, batch or none, not {self.norm!r}")
+
+    @property
+    def grid(self) -> int:
+        return self.resolution // FEATURE_STRIDE
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GANConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise UsageError(f"unknown config key(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(names))})")
+        return cls(**data)
+
+
+PRESETS: dict[str, GANConfig] = {
+    "tiny": GANConfig(resolution=64, comp_channels=16, comp_width=16, mask_channels=32, gen_channels=64,
+                      gen_blocks=2, bg_channels=32, bg_blocks=1, disc_channels=32, disc_layers=2, batch=8,
+                      lr=1e-3, checkpoint_every=100, image_every=100),
+    "small": GANConfig(resolution=128, comp_channels=24, comp_width=24, mask_channels=48, gen_channels=128,
+                       gen_blocks=3, bg_channels=48, bg_blocks=2, disc_channels=48, batch=8),
+    "paper": GANConfig(),
+}
+
+
+def load_config(spec: str, **overrides) -> GANConfig:
+    """A preset name or a JSON file (a preset name under "base" plus overrides, or every field)."""
+    if spec in PRESETS:
+        cfg = PRESETS[spec]
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise UsageError(f"--config {spec!r}: not a preset ({', '.join(PRESETS)}) or a JSON file")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        base = data.pop("base", "paper")
+        if base not in PRESETS:
+            raise UsageError(f"{path}: base {base!r} is not a preset ({', '.join(PRESETS)})")
+        cfg = replace(PRESETS[base], **GANConfig.from_dict({**PRESETS[base].to_dict(), **data}).to_dict())
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    known = {f.name: f.type for f in fields(GANConfig)}
+    unknown = set(overrides) - set(known)
+    if unknown:
+        raise UsageError(f"unknown config key(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})")
+    for key, value in overrides.items():
+        want = type(getattr(cfg, key))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            overrides[key] = float(value)
+        elif not isinstance(overrides[key], want) or (want is int and isinstance(value, bool)):
+            raise UsageError(f"config {key}={value!r}: expected {want.__name__}")
+    return replace(cfg, **overrides)

@@ -1,0 +1,324 @@
+"""Training the paper's framework (Eq. 1-9) with the (1+1) strategy: even steps paired (x_s = x_t, every loss),
+odd steps unpaired (x_s != x_t, lambda_global = lambda_FM = 0)."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import InputError, UsageError
+from ..nets.config import GANConfig
+from .data import Dataset, SampleSource, batch_tensors
+from .loop import RunLog, pick_device, step_rng
+
+CHECKPOINT = "checkpoint.safetensors"
+WEIGHTS = "mgpe-gan.safetensors"
+LOSS_NAMES = ("local", "global", "sigmoid", "fm", "gp", "kl", "total", "d")
+
+
+@dataclass
+class Batch:
+    source_crops: dict
+    source_masks: "object"
+    target_image: "object"
+    target_masks: "object"
+    target_onehot: "object"
+    target_centres: "object"
+    removed: "object"
+    source_image: "object"
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+class GANTrainer:
+    def __init__(self, dataset: Dataset, out: str | Path, config: GANConfig, *, parser_weights: str | Path | None,
+                 device: str = "auto", compile: bool = False, warn: Callable[[str], None] | None = None):
+        import torch
+
+        from ..nets.discriminator import MultiScaleDiscriminator
+        from ..nets.framework import MaskGuidedFramework
+
+        self.config, self.out = config, Path(out)
+        self.device = pick_device(device)
+        self.source = SampleSource(dataset, config.resolution, warn)
+        torch.manual_seed(config.seed)
+        self.G = MaskGuidedFramework(config).to(self.device)
+        self.D = MultiScaleDiscriminator(config.disc_channels, config.disc_layers).to(self.device)
+        betas = (config.beta1, config.beta2)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr, betas=betas)
+        self.parser = None
+        self.parser_info: dict = {}
+        if config.lambda_gp > 0:
+            if parser_weights is None:
+                raise UsageError("the parsing loss (lambda_gp > 0) needs a frozen parser: pass --parser-weights FILE "
+                                 "(train one with `mgpe train parser`) or set lambda_gp=0")
+            from ..stages.parse_unet import load_unet
+
+            self.parser, self.parser_size = load_unet(parser_weights, str(self.device))
+            for p in self.parser.parameters():
+                p.requires_grad_(False)
+            self.parser_info = {"parser": str(parser_weights), "parser_sha256_16": file_digest(Path(parser_weights))}
+        self.amp = self.device.type == "cuda"
+        if self.device.type == "cuda":
+            self.G = self.G.to(memory_format=torch.channels_last)
+            self.D = self.D.to(memory_format=torch.channels_last)
+        self._g_forward = torch.compile(self.G) if compile else self.G
+        self.step = 0
+
+    # -- data ---------------------------------------------------------------------------------------------
+    def batch(self, step: int, paired: bool) -> Batch:
+        import torch
+
+        from ..nets.framework import centres_of, component_crops, foreground_region, onehot
+
+        rng = step_rng(self.config.seed, step)
+        n = len(self.source.dataset)
+        src_idx = rng.integers(0, n, self.config.batch)
+        if paired or n < 2:
+            tgt_idx = src_idx
+        else:  # a different face: shift by 1..n-1
+            tgt_idx = (src_idx + rng.integers(1, n, self.config.batch)) % n
+        flips = (rng.random(self.config.batch) < 0.5).tolist()
+        xs, ms = batch_tensors([self.source.get(int(i)) for i in src_idx], flips)
+        if paired:
+            xt, mt = xs, ms
+        else:
+            xt, mt = batch_tensors([self.source.get(int(i)) for i in tgt_idx], flips[::-1])
+        dev = self.device
+        crops = component_crops(xs, ms, centres_of(ms.numpy()))
+        return Batch(
+            source_crops={k: v.to(dev) for k, v in crops.items()}, source_masks=ms.to(dev), source_image=xs.to(dev),
+            target_image=xt.to(dev), target_masks=mt.to(dev), target_onehot=onehot(mt).to(dev),
+            target_centres=torch.from_numpy(centres_of(mt.numpy())).to(dev), removed=foreground_region(mt).to(dev))
+
+    # -- one step -----------------------------------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        import torch
+        import torch.nn.functional as F
+
+        from ..nets.local import ComponentEncoder, kl_divergence
+
+        cfg = self.config
+        paired = self.step % 2 == 0
+        b = self.batch(self.step, paired)
+        gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 1_000_003 + self.step)
+        self.G.train()
+        self.D.train()
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else _null()
+        with autocast:
+            codes = self.G.encode(b.source_crops)
+            feats = {n: ComponentEncoder.sample(mu, lv, gen) for n, (mu, lv) in codes.items()}
+            local = sum(0.5 * F.mse_loss(self.G.decoders[n](f), b.source_crops[n]) for n, f in feats.items())
+            fg = self.G.generate(feats, b.target_onehot, b.target_centres)
+            fake = self.G.fuse(fg, b.target_image, b.removed)
+
+        # Discriminators (Eq. 3): real target with its mask vs the result on the target mask.
+        with autocast:
+            d_real = self.D(b.target_image, b.target_onehot)
+            d_fake = self.D(fake.detach(), b.target_onehot)
+            loss_d = sum(F.binary_cross_entropy_with_logits(r[-1], torch.ones_like(r[-1])) +
+                         F.binary_cross_entropy_with_logits(f[-1], torch.zeros_like(f[-1]))
+                         for r, f in zip(d_real, d_fake))
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.float().backward()
+        self.opt_d.step()
+
+        # Generator (Eq. 9).
+        with autocast:
+            d_fake = self.D(fake, b.target_onehot)
+            sigmoid = sum(F.binary_cross_entropy_with_logits(f[-1], torch.ones_like(f[-1])) for f in d_fake)
+            zero = fake.new_zeros(())
+            fm = zero
+            glob = zero
+            if paired:
+                glob = 0.5 * F.mse_loss(fake, b.source_image)
+                layers = slice(None) if cfg.fm_all_layers else slice(-1, None)
+                fm = sum(0.5 * F.mse_loss(f, r.detach()) for fs, rs in zip(d_fake, d_real)
+                         for f, r in zip(fs[layers], rs[layers]))
+            gp = zero
+            if self.parser is not None:
+                x = fake
+                if self.parser_size != cfg.resolution:
+                    x = F.interpolate(fake, size=(self.parser_size,) * 2, mode="bilinear", align_corners=False)
+                logits = self.parser(x)
+                if self.parser_size != cfg.resolution:
+                    logits = F.interpolate(logits, size=(cfg.resolution,) * 2, mode="bilinear", align_corners=False)
+                gp = F.cross_entropy(logits.float(), b.target_masks.long())
+            kl = zero
+            if cfg.vae:
+                kl = sum(kl_divergence(mu, lv) for mu, lv in codes.values() if lv is not None)
+            total = (cfg.lambda_local * local + cfg.lambda_global * glob + cfg.lambda_gd * (sigmoid + cfg.lambda_fm * fm)
+                     + cfg.lambda_gp * gp + cfg.lambda_kl * kl)
+        self.opt_g.zero_grad(set_to_none=True)
+        total.float().backward()
+        self.opt_g.step()
+        self.step += 1
+        self.last = (b, fake.detach())
+        values = dict(local=local, sigmoid=sigmoid, fm=fm, gp=gp, kl=kl, total=total, d=loss_d)
+        if paired:
+            values["global"] = glob
+        return {k: float(v.detach().float()) for k, v in values.items()}
+
+    # -- measurement --------------------------------------------------------------------------------------
+    def evaluate(self, dataset: Dataset, limit: int = 16) -> dict[str, float]:
+        """Paired reconstruction (L_global, L_local) and the parser's agreement with the target mask on
+        `limit` samples of `dataset`, without training."""
+        import torch
+        import torch.nn.functional as F
+
+        from ..nets.framework import centres_of, component_crops, foreground_region, onehot
+
+        source = SampleSource(dataset, self.config.resolution)
+        self.G.eval()
+        glob = local = agree = 0.0
+        k = min(limit, len(dataset))
+        with torch.no_grad():
+            for i in range(k):
+                x, m = batch_tensors([source.get(i)], [False])
+                x, m = x.to(self.device), m.to(self.device)
+                crops = component_crops(x, m, centres_of(m.cpu().numpy()))
+                codes = self.G.encode(crops)
+                local += float(sum(0.5 * F.mse_loss(self.G.decoders[n](mu), crops[n]) for n, (mu, _) in codes.items()))
+                fake, _ = self.G(crops, onehot(m), torch.from_numpy(centres_of(m.cpu().numpy())).to(self.device), x,
+                                 foreground_region(m))
+                glob += float(0.5 * F.mse_loss(fake, x))
+                if self.parser is not None:
+                    y = fake if self.parser_size == self.config.resolution else F.interpolate(
+                        fake, size=(self.parser_size,) * 2, mode="bilinear", align_corners=False)
+                    pred = self.parser(y)
+                    if self.parser_size != self.config.resolution:
+                        pred = F.interpolate(pred, size=m.shape[-2:], mode="bilinear", align_corners=False)
+                    agree += float((pred.argmax(1) == m).float().mean())
+        return {"global": glob / k, "local": local / k, "mask_accuracy": agree / k if self.parser is not None else float("nan")}
+
+    # -- files --------------------------------------------------------------------------------------------
+    def save(self, data_description: str = "") -> Path:
+        from .checkpoint import save_checkpoint
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(self.out / CHECKPOINT, step=self.step, models={"G": self.G, "D": self.D},
+                        optimizers={"G": self.opt_g, "D": self.opt_d}, config=self.config.to_dict(),
+                        extra=self.parser_info)
+        return export_generator(self.G, self.out / WEIGHTS, step=self.step, data=data_description,
+                                extra=self.parser_info)
+
+    def resume(self) -> bool:
+        from .checkpoint import load_into
+
+        path = self.out / CHECKPOINT
+        if not path.is_file():
+            return False
+        meta = load_into(path, {"G": self.G, "D": self.D}, {"G": self.opt_g, "D": self.opt_d})
+        if meta["config"] != self.config.to_dict():
+            diff = sorted(k for k, v in self.config.to_dict().items() if meta["config"].get(k) != v)
+            raise UsageError(f"{path}: was trained with a different config (differs in {', '.join(diff)}); "
+                             "resume with the same --config/--set or use a new --out")
+        self.step = meta["step"]
+        return True
+
+    def sample_grid(self):
+        """(3, H, W) float in [0, 1]: rows of source | target mask | result from the last step."""
+        import torch
+
+        from ..labels import colorize
+
+        b, fake = self.last
+        rows = []
+        for i in range(min(4, fake.shape[0])):
+            src = (b.source_image[i].float().cpu() + 1) / 2
+            mask = torch.from_numpy(colorize(b.target_masks[i].cpu().numpy())).permute(2, 0, 1).float() / 255
+            res = (fake[i].float().cpu().clamp(-1, 1) + 1) / 2
+            rows.append(torch.cat([src, mask, res], 2))
+        return torch.cat(rows, 1)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def export_generator(G, path: Path, *, step: int, data: str = "", extra: dict | None = None) -> Path:
+    """Inference weights of the framework (no decoders, no discriminators) + model card `NAME.json`."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from ..io import atomic_path, write_json
+
+    state = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items() if not k.startswith("decoders.")}
+    meta = {"network": "mgpe-gan", "config": json.dumps(G.config.to_dict()), "step": str(step)}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+    write_json(path.with_suffix(".json"), {
+        "network": "mask-guided portrait editing framework (mgpe_toolkit.nets.framework)",
+        "config": G.config.to_dict(), "steps": step, "data": data, **(extra or {}),
+        "parameters_inference": int(sum(v.numel() for v in state.values())),
+    })
+    return path
+
+
+def load_generator(path: str | Path, device: str = "cpu"):
+    """The framework in eval mode from inference weights written by export_generator."""
+    import json
+
+    import torch
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    from ..nets.framework import MaskGuidedFramework
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise InputError(path, f"not a readable safetensors file ({exc})") from None
+    if meta.get("network") != "mgpe-gan":
+        raise InputError(path, "not mgpe generator weights (no 'network: mgpe-gan' in its metadata)")
+    G = MaskGuidedFramework(GANConfig.from_dict(json.loads(meta["config"])))
+    missing, unexpected = G.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("decoders.")]
+    if missing or unexpected:
+        raise InputError(path, f"weights do not fit the framework (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return G.eval().to(torch.device(device))
+
+
+def run_gan_training(trainer: GANTrainer, steps: int, *, data_description: str,
+                     on_step: Callable[[int, dict], None] | None = None) -> list[dict]:
+    from ..io import write_image
+
+    log = RunLog(trainer.out)
+    log.truncate_after(trainer.step)
+    history = []
+    cfg = trainer.config
+    try:
+        while trainer.step < steps:
+            losses = trainer.train_step()
+            history.append(losses)
+            log.scalars(trainer.step, {f"loss/{k}": v for k, v in losses.items()})
+            if on_step:
+                on_step(trainer.step, losses)
+            if trainer.step % cfg.image_every == 0 or trainer.step == steps:
+                grid = trainer.sample_grid()
+                log.images(trainer.step, "source|target mask|result", grid)
+                write_image(trainer.out / "samples" / f"step-{trainer.step:07d}.png",
+                            (grid.permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8))
+            if trainer.step % cfg.checkpoint_every == 0 or trainer.step == steps:
+                trainer.save(data_description)
+    finally:
+        log.close()
+    return history
