@@ -20,7 +20,7 @@ def test_help_lists_every_command():
 
 
 @pytest.mark.parametrize("argv", [["edit", "--mask-op", "hair->skin", "img.png"], ["swap+", "a.png", "b.png"],
-                                  ["train"], ["export", "onnx"], ["batch"], ["eval"],
+                                  ["export", "onnx"], ["batch"], ["eval"],
                                   ["transfer"], ["synth", "m.png"]])
 def test_later_commands_refuse_honestly(argv):
     out = runner.invoke(app, argv)

@@ -109,3 +109,16 @@ def test_unet_plugin_says_why_it_is_unusable_without_weights(monkeypatch, tmp_pa
     with pytest.raises(InputError, match="not U-Net parser weights|not a readable"):
         (tmp_path / "x.safetensors").write_bytes(b"junk")
         parse_unet.load_unet(tmp_path / "x.safetensors")
+
+
+def test_run_log_writes_jsonl_and_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard")
+    from mgpe_toolkit.train.loop import RunLog
+
+    log = RunLog(tmp_path)
+    log.scalars(1, {"loss/x": 2.0})
+    log.images(1, "grid", torch.rand(3, 8, 8))
+    log.close()
+    assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {"step": 1, "loss/x": 2.0}
+    events = list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 100
