@@ -6,7 +6,8 @@ from typing import Any
 import numpy as np
 
 from .plugins import Registry, get_registry
-from .types import STAGES, AlignedFace, FaceMask
+from .errors import MgpeError, NoFaceError
+from .types import STAGES, AlignedFace, ComponentCodes, EditResult, FaceMask, PreparedFace
 
 
 class Pipeline:
@@ -42,3 +43,96 @@ class Pipeline:
     def parse(self, face: np.ndarray) -> FaceMask:
         """Canonical label mask of an aligned face."""
         return self.stage("parse").parse(face)
+
+    # -- editing ------------------------------------------------------------------------------------------
+    def prepare(self, image: np.ndarray, *, aligned: bool = False, mask: np.ndarray | None = None,
+                size: int = 256, alignment=None) -> PreparedFace:
+        """A photo (aligned here, largest face) or an aligned face, with its mask (parsed unless given)."""
+        if aligned:
+            face, photo = image, None
+        else:
+            faces = self.align(image, size=size)
+            if not faces:
+                raise NoFaceError("no face found")
+            face, photo, alignment = faces[0].image, image, faces[0].alignment
+        if mask is None:
+            labels = self.parse(face).labels
+        else:
+            labels = np.asarray(mask, np.uint8)
+            if labels.shape != face.shape[:2]:
+                raise MgpeError(f"the mask is {labels.shape[1]}×{labels.shape[0]}, the face {face.shape[1]}×{face.shape[0]}")
+        return PreparedFace(image=face, mask=FaceMask(labels, parser=self.choices["parse"] or ""), photo=photo,
+                            alignment=alignment)
+
+    def encode(self, face: PreparedFace) -> ComponentCodes:
+        return self.stage("encode").encode(face.image, face.mask)
+
+    def render(self, codes: ComponentCodes, target: np.ndarray, onto: PreparedFace, *,
+               region_of: tuple[np.ndarray, ...] = ()) -> EditResult:
+        """Generate from codes on the target mask, fuse onto `onto`'s image, paste back into its photo."""
+        from .align import paste_back
+        from .labels import face_hair_region
+
+        target_mask = FaceMask(np.asarray(target, np.uint8))
+        foreground = self.stage("generate").generate(codes, target_mask)
+        result = self.stage("fuse").fuse(foreground, onto.image, target_mask, onto.mask)
+        pasted = None
+        if onto.photo is not None and onto.alignment is not None:
+            region = face_hair_region(target_mask.labels) | face_hair_region(onto.mask.labels)
+            for extra in region_of:
+                region |= face_hair_region(extra)
+            pasted = paste_back(onto.photo, result, onto.alignment, region)
+        return EditResult(aligned=result, mask=target_mask, pasted=pasted, alignment=onto.alignment,
+                          stages={s: self.implementation_name(s) for s in ("encode", "generate", "fuse")})
+
+    def edit(self, face: PreparedFace, ops=None, target: np.ndarray | None = None) -> EditResult:
+        """Regenerate a face from its own components on its mask edited by `ops` (or on `target`)."""
+        from .maskops import apply_ops, parse_ops
+
+        if (ops is None) == (target is None):
+            raise MgpeError("give mask ops or a target mask (one of them)")
+        if ops is not None:
+            ops = parse_ops(ops) if ops and isinstance(ops[0], str) else ops
+            target = apply_ops(face.mask.labels, ops)
+        return self.render(self.encode(face), target, face)
+
+    def swap(self, source: PreparedFace, target: PreparedFace, *, shape: str = "target") -> EditResult:
+        """The face of `source`, hair included, onto `target`'s photo. shape: whose mask shapes are kept."""
+        if shape not in ("target", "source"):
+            raise MgpeError(f"shape must be target or source, not {shape!r}")
+        mask = target.mask.labels if shape == "target" else _shapes_from(source.mask.labels, target.mask.labels)
+        return self.render(self.encode(source), mask, target)
+
+    def transfer(self, source: PreparedFace, target: PreparedFace, components: list[str]) -> EditResult:
+        """`target` with the named components' appearance taken from `source`."""
+        from .labels import COMPONENTS
+
+        unknown = [c for c in components if c not in COMPONENTS]
+        if unknown or not components:
+            raise MgpeError(f"unknown component(s) {', '.join(unknown) or '(none)'}; components are "
+                            f"{', '.join(COMPONENTS)}")
+        for name in components:
+            if not np.isin(source.mask.labels, COMPONENTS[name].indices).any():
+                raise MgpeError(f"the source face has no {name} in its mask")
+        src, tgt = self.encode(source), self.encode(target)
+        encoder = self.stage("encode")
+        if hasattr(encoder, "mix"):
+            codes = encoder.mix(tgt, src, components)
+        else:
+            codes = ComponentCodes(codes={**tgt.codes, **{n: src.codes[n] for n in components}}, mask=tgt.mask,
+                                   encoder=tgt.encoder)
+        return self.render(codes, target.mask.labels, target)
+
+    def synth(self, target: np.ndarray, sources: list[PreparedFace]) -> list[EditResult]:
+        """Faces on one target mask, each with the components (and background) of one source."""
+        return [self.render(self.encode(src), target, PreparedFace(src.image, src.mask)) for src in sources]
+
+
+def _shapes_from(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The source's face and hair labels over the target's background labels (what `--shape source` keeps)."""
+    from .labels import face_hair_region
+
+    out = np.where(face_hair_region(target), 0, target).astype(np.uint8)
+    keep = face_hair_region(source)
+    out[keep] = source[keep]
+    return out

@@ -74,6 +74,16 @@ class ComponentCodes:
 
 
 @dataclass
+class PreparedFace:
+    """A face ready to edit: the aligned crop, its mask, and (for photos) the photo and how to go back."""
+
+    image: np.ndarray  # (S, S, 3) uint8 aligned face
+    mask: FaceMask
+    photo: np.ndarray | None = None  # the original photo, when the face came from one
+    alignment: Alignment | None = None
+
+
+@dataclass
 class EditResult:
     aligned: np.ndarray  # (S, S, 3) uint8: the edited aligned face
     mask: FaceMask  # the target mask it was generated from
@@ -126,8 +136,10 @@ class Generator(Protocol):
 
 @runtime_checkable
 class Fuser(Protocol):
-    def fuse(self, foreground: np.ndarray, background: np.ndarray, target: FaceMask) -> np.ndarray:
-        """Generated foreground + the target photo's background -> final aligned image (S, S, 3) uint8."""
+    def fuse(self, foreground: np.ndarray, background: np.ndarray, target: FaceMask,
+             background_mask: FaceMask | None = None) -> np.ndarray:
+        """Generated foreground + the target photo (whose own mask is background_mask, when known) -> final
+        aligned image (S, S, 3) uint8."""
 
 
 STAGE_PROTOCOLS: dict[str, type] = {

@@ -166,3 +166,15 @@ def test_list_images_walks_recursively(tmp_path):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x")
     assert [p.relative_to(tmp_path).as_posix() for p in io.list_images(tmp_path)] == ["a.jpg", "sub/b.PNG", "sub/deep/c.webp"]
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from mgpe_toolkit.io import write_image
+
+    p = write_image(tmp_path / "x.png", np.zeros((4, 4, 3), np.uint8))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask

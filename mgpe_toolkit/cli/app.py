@@ -30,10 +30,6 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
 
 
 _LATER = {
-    "edit": ("Edit a face through its mask (--mask-op hair->skin).", 5),
-    "swap+": ("Swap a face with its hair onto another photo.", 5),
-    "transfer": ("Transfer components' appearance (hair, lips, ...) from another face.", 5),
-    "synth": ("Synthesise faces from one mask with components of several sources.", 5),
     "export": ("Export the learned stages as ONNX graphs.", 6),
     "batch": ("Edit whole folders with onnxruntime.", 6),
     "eval": ("FID, mask accuracy and reconstruction metrics.", 7),
@@ -323,6 +319,7 @@ def version_cmd():
 
 
 def _add_subapps() -> None:
+    from . import edit  # noqa: F401  (registers edit, swap+, transfer, synth)
     from .train import train_app
 
     app.add_typer(train_app, name="train")

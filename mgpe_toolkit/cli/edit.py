@@ -1,0 +1,262 @@
+"""`mgpe edit`, `mgpe swap+`, `mgpe transfer`, `mgpe synth`: thin over Pipeline.edit/swap/transfer/synth."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import EXIT_SOME_FAILED
+from .app import _console, app, fail
+
+STAGE_HELP = "Implementation (see `mgpe plugins`)."
+
+
+def _pipeline(parser, encoder, generator, fuser, weights):
+    from ..pipeline import Pipeline
+
+    options = {}
+    if weights:
+        for stage, name in (("encode", encoder), ("generate", generator), ("fuse", fuser)):
+            if name in (None, "mgpe"):
+                options[stage] = {"weights": weights}
+        encoder, generator, fuser = encoder or "mgpe", generator or "mgpe", fuser or "mgpe"
+    return Pipeline(parse=parser, encode=encoder, generate=generator, fuse=fuser, options=options)
+
+
+def load_face(pipe, path: str, *, aligned: bool = False, mask: str | None = None):
+    """A PreparedFace from a file: a photo (aligned here), an aligned image (with its sidecar, the photo
+    comes too, for paste-back), or an aligned image given with --aligned."""
+    from ..errors import InputError, MgpeError, NoFaceError
+    from ..io import read_image, read_mask
+    from ..parse import sidecar_alignment
+
+    p = Path(path)
+    try:
+        image = read_image(p)
+        labels = read_mask(mask) if mask else None
+    except InputError as exc:
+        fail(str(exc), EXIT_SOME_FAILED)
+    alignment = sidecar_alignment(p, image)
+    try:
+        if alignment is not None or aligned:
+            face = pipe.prepare(image, aligned=True, mask=labels, alignment=alignment)
+            src = Path(alignment.source_path) if alignment and alignment.source_path else None
+            if src is not None and src.is_file():
+                face.photo = read_image(src)
+            return face
+        return pipe.prepare(image, mask=labels)
+    except NoFaceError:
+        fail(f"{p}: no face found", EXIT_SOME_FAILED)
+    except MgpeError as exc:
+        fail(f"{p}: {exc}", EXIT_SOME_FAILED)
+
+
+def write_result(result, out: Path, aligned_out: Optional[str], con) -> None:
+    from ..io import write_image
+
+    written = [write_image(out, result.pasted if result.pasted is not None else result.aligned)]
+    if aligned_out:
+        written.append(write_image(aligned_out, result.aligned))
+    stages = ", ".join(f"{k} {v}" for k, v in result.stages.items())
+    note = "pasted back into the photo" if result.pasted is not None else "aligned (no photo to paste into)"
+    con.print(f"wrote {', '.join(map(str, written))} ({note}; {stages})")
+
+
+def _default_out(path: str, suffix: str) -> Path:
+    return Path.cwd() / f"{Path(path).stem}.{suffix}.png"
+
+
+def _run(fn, what: str):
+    from ..errors import MgpeError
+
+    try:
+        return fn()
+    except MgpeError as exc:
+        fail(f"{what}: {exc}", exc.exit_code)
+
+
+@app.command("edit")
+def edit_cmd(
+    image: str = typer.Argument(..., help="A photo, or an aligned face (with its .json sidecar to paste back)."),
+    mask_op: list[str] = typer.Option([], "--mask-op", "-m", help="Mask operation (repeatable, applied in order): "
+                                      "hair->skin, l_eye->skin@0:0.5,0:1, grow:eyes:2, scale:mouth:1.2, ..."),
+    mask: Optional[str] = typer.Option(None, "--mask", help="Edited target mask (painted in any editor, label PNG or "
+                                       "colour preview; aligned size or the photo's size) instead of --mask-op."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Result (default ./NAME.edit.png)."),
+    aligned_out: Optional[str] = typer.Option(None, "--aligned-out", help="Also write the aligned result here."),
+    save_mask: Optional[str] = typer.Option(None, "--save-mask", help="Write the edited mask (+ preview) here."),
+    source_mask: Optional[str] = typer.Option(None, "--source-mask", help="The image's own mask (default: parse it)."),
+    aligned: bool = typer.Option(False, "--aligned", help="The image is already an aligned face."),
+    parser: Optional[str] = typer.Option(None, "--parser", help=STAGE_HELP),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help=STAGE_HELP),
+    generator: Optional[str] = typer.Option(None, "--generator", help=STAGE_HELP),
+    fuser: Optional[str] = typer.Option(None, "--fuser", help=STAGE_HELP),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Learned weights (mgpe-gan.safetensors): "
+                                          "selects the learned stages."),
+):
+    """Edit a face through its mask: parse, apply the ops, regenerate, fuse, paste back into the photo."""
+    from ..io import write_mask
+    from ..maskops import apply_ops, parse_ops
+
+    if bool(mask_op) == bool(mask):
+        fail("give --mask-op (repeatable) or --mask, one of them")
+    ops = parse_ops(mask_op) if mask_op else None  # malformed ops fail here, before any work
+    pipe = _pipeline(parser, encoder, generator, fuser, weights)
+    face = load_face(pipe, image, aligned=aligned, mask=source_mask)
+    if ops is not None:
+        target = _run(lambda: apply_ops(face.mask.labels, ops), image)
+    else:
+        target = _target_mask(mask, face)
+    result = _run(lambda: pipe.edit(face, target=target), image)
+    if save_mask:
+        write_mask(save_mask, result.mask.labels, preview=True)
+    write_result(result, Path(out) if out else _default_out(image, "edit"), aligned_out, _console())
+
+
+def _target_mask(path: str, face):
+    """A painted mask in aligned coordinates, or in the photo's (warped into the aligned crop)."""
+    import cv2
+
+    from ..errors import InputError
+    from ..io import read_mask
+
+    try:
+        labels = read_mask(path)
+    except InputError as exc:
+        fail(str(exc), EXIT_SOME_FAILED)
+    s = face.image.shape[0]
+    if labels.shape == (s, s):
+        return labels
+    if face.photo is not None and labels.shape == face.photo.shape[:2]:
+        return cv2.warpAffine(labels, face.alignment.matrix, (s, s), flags=cv2.INTER_NEAREST)
+    fail(f"{path}: mask is {labels.shape[1]}×{labels.shape[0]}; expected the aligned {s}×{s}"
+         + (f" or the photo's {face.photo.shape[1]}×{face.photo.shape[0]}" if face.photo is not None else ""))
+
+
+@app.command("swap+")
+def swap_cmd(
+    source: str = typer.Argument(..., help="Whose face and hair to use (a)."),
+    target: str = typer.Argument(..., help="Whose photo, background and pose to keep (b)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Result (default ./B.swap.png)."),
+    shape: str = typer.Option("target", "--shape", help="Whose mask shapes are kept: target (default) or source."),
+    aligned_out: Optional[str] = typer.Option(None, "--aligned-out", help="Also write the aligned result here."),
+    aligned: bool = typer.Option(False, "--aligned", help="Both images are already aligned faces."),
+    parser: Optional[str] = typer.Option(None, "--parser", help=STAGE_HELP),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help=STAGE_HELP),
+    generator: Optional[str] = typer.Option(None, "--generator", help=STAGE_HELP),
+    fuser: Optional[str] = typer.Option(None, "--fuser", help=STAGE_HELP),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Learned weights: selects the learned stages."),
+):
+    """Face swap with hair: the face of SOURCE, hair included, onto the photo of TARGET."""
+    if shape not in ("target", "source"):
+        fail(f"--shape must be target or source, not {shape!r}")
+    pipe = _pipeline(parser, encoder, generator, fuser, weights)
+    a = load_face(pipe, source, aligned=aligned)
+    b = load_face(pipe, target, aligned=aligned)
+    result = _run(lambda: pipe.swap(a, b, shape=shape), f"{source} -> {target}")
+    write_result(result, Path(out) if out else _default_out(target, "swap"), aligned_out, _console())
+
+
+@app.command("transfer")
+def transfer_cmd(
+    target: str = typer.Argument(..., help="The face to change (b)."),
+    source: str = typer.Option(..., "--from", help="The face whose components' appearance is taken (a)."),
+    component: str = typer.Option(..., "--component", "-c", help="Comma-separated: left_eye, right_eye, eyes, "
+                                  "mouth, skin, hair."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Result (default ./B.transfer.png)."),
+    aligned_out: Optional[str] = typer.Option(None, "--aligned-out", help="Also write the aligned result here."),
+    aligned: bool = typer.Option(False, "--aligned", help="Both images are already aligned faces."),
+    parser: Optional[str] = typer.Option(None, "--parser", help=STAGE_HELP),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help=STAGE_HELP),
+    generator: Optional[str] = typer.Option(None, "--generator", help=STAGE_HELP),
+    fuser: Optional[str] = typer.Option(None, "--fuser", help=STAGE_HELP),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Learned weights: selects the learned stages."),
+):
+    """Give TARGET the appearance of components of another face (hair colour, lips, beard via skin, eyes)."""
+    from ..labels import COMPONENTS
+
+    names: list[str] = []
+    for part in (p.strip() for p in component.split(",") if p.strip()):
+        expanded = ["left_eye", "right_eye"] if part == "eyes" else [part]
+        for name in expanded:
+            if name not in COMPONENTS:
+                fail(f"--component {part!r}: not a component ({', '.join(COMPONENTS)}, or eyes)")
+            if name not in names:
+                names.append(name)
+    if not names:
+        fail("--component: name at least one component")
+    pipe = _pipeline(parser, encoder, generator, fuser, weights)
+    a = load_face(pipe, source, aligned=aligned)
+    b = load_face(pipe, target, aligned=aligned)
+    result = _run(lambda: pipe.transfer(a, b, names), f"{source} -> {target}")
+    write_result(result, Path(out) if out else _default_out(target, "transfer"), aligned_out, _console())
+
+
+@app.command("synth")
+def synth_cmd(
+    mask: str = typer.Argument(..., help="Target mask (aligned, label PNG or colour preview)."),
+    sources: str = typer.Option(..., "--sources", help="Folder of source faces (photos or aligned)."),
+    n: int = typer.Option(8, "-n", min=1, help="How many faces to synthesise (one per source)."),
+    out: str = typer.Option("synth-out", "--out", "-o", help="Output folder for synth_NN.png."),
+    grid: Optional[str] = typer.Option(None, "--grid", help="Also write a labelled grid image here."),
+    aligned: bool = typer.Option(False, "--aligned", help="The sources are already aligned faces."),
+    parser: Optional[str] = typer.Option(None, "--parser", help=STAGE_HELP),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help=STAGE_HELP),
+    generator: Optional[str] = typer.Option(None, "--generator", help=STAGE_HELP),
+    fuser: Optional[str] = typer.Option(None, "--fuser", help=STAGE_HELP),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Learned weights: selects the learned stages."),
+):
+    """Mask-to-face synthesis: one target mask, components (and background) from each of N source faces."""
+    import cv2
+
+    from ..errors import InputError, NoFaceError
+    from ..io import list_images, read_image, read_mask, write_image
+
+    try:
+        target = read_mask(mask)
+    except InputError as exc:
+        fail(str(exc), EXIT_SOME_FAILED)
+    if not Path(sources).is_dir():
+        fail(f"--sources {sources}: no such folder")
+    pipe = _pipeline(parser, encoder, generator, fuser, weights)
+    con = _console()
+    faces, names, problems = [], [], []
+    for path in list_images(sources):
+        if len(faces) == n:
+            break
+        try:
+            face = pipe.prepare(read_image(path), aligned=aligned)
+        except (InputError, NoFaceError) as exc:
+            problems.append(f"{path}: {getattr(exc, 'problem', None) or exc}")
+            continue
+        if face.image.shape[:2] != target.shape:
+            face = pipe.prepare(cv2.resize(face.image, target.shape[::-1], interpolation=cv2.INTER_AREA), aligned=True)
+        faces.append(face)
+        names.append(path.stem)
+    for line in problems:
+        con.print(f"skipped {line}")
+    if not faces:
+        fail(f"--sources {sources}: no usable face", EXIT_SOME_FAILED)
+    results = _run(lambda: pipe.synth(target, faces), mask)
+    written = [write_image(Path(out) / f"synth_{i:02d}.png", r.aligned) for i, r in enumerate(results)]
+    if grid:
+        write_image(grid, synth_grid(target, faces, results, names))
+        written.append(Path(grid))
+    con.print(f"wrote {len(results)} faces to {out}" + (f" and the grid {grid}" if grid else "")
+              + f" ({', '.join(f'{k} {v}' for k, v in results[0].stages.items())})")
+    if len(results) < n:
+        con.print(f"only {len(results)} usable source faces for -n {n}")
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def synth_grid(target, faces, results, names):
+    """Columns: the target mask, then per source: the source face above its synthesised result."""
+    import numpy as np
+
+    from ..labels import colorize
+    from .grid import labelled_grid
+
+    top = [("target mask", colorize(target))] + [(f"source {nm}", f.image) for nm, f in zip(names, faces)]
+    bottom = [("", np.full_like(results[0].aligned, 255))] + [(f"result {i}", r.aligned) for i, r in enumerate(results)]
+    return labelled_grid([top, bottom])

@@ -1,0 +1,28 @@
+"""Learned `encode`: the local embedding sub-network E_local (one encoder per component)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import ComponentCodes, FaceMask
+from . import _framework as fw
+
+
+class LearnedEncoder:
+    name = "mgpe"
+
+    def __init__(self, weights: str | None = None, device: str = "cpu"):
+        self.path, self.device = fw.resolve(weights), device
+        self.net = fw.framework(self.path, device)
+
+    def encode(self, image: np.ndarray, mask: FaceMask) -> ComponentCodes:
+        import torch
+
+        from ..nets.framework import centres_of, component_crops
+
+        res = self.net.config.resolution
+        labels = fw.mask_at(mask.labels, res)
+        x = fw.to_tensor(image, res).to(self.device)
+        m = torch.from_numpy(labels)[None].to(self.device)
+        with torch.no_grad():
+            codes = self.net.encode(component_crops(x, m, centres_of(labels[None])))
+        return ComponentCodes(codes={n: mu for n, (mu, _) in codes.items()}, mask=mask, encoder=self.name)

@@ -1,0 +1,83 @@
+"""Classical `fuse`: the generated foreground onto the target photo's background, without weights.
+
+Hair is composited with a feathered edge; the face (skin, eyes, brows, nose, mouth) is then Poisson-blended
+(OpenCV seamlessClone) so its colour meets the neck, ears and new hair without a seam - the artefact the
+paper's background-fusing network exists for. Where the target mask turned face or hair into background
+(hair->background), the background is inpainted first.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..labels import COMPONENTS, LABEL_INDEX
+from ..types import FaceMask
+
+FACE = [i for n in ("skin", "left_eye", "right_eye", "mouth") for i in COMPONENTS[n].indices]
+FOREGROUND = FACE + list(COMPONENTS["hair"].indices)
+
+
+def feathered(region: np.ndarray, radius: float) -> np.ndarray:
+    """0..1 weight: 1 inside `region` further than `radius` px from its edge, ramping to 0 at the edge."""
+    import cv2
+
+    if radius <= 0:
+        return region.astype(np.float32)
+    dist = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 3)
+    return np.clip(dist / radius, 0, 1).astype(np.float32)
+
+
+class ClassicalFuser:
+    name = "classical"
+
+    def __init__(self, blend: str = "poisson", feather: float = 2.0):
+        if blend not in ("poisson", "feather"):
+            raise ValueError(f"blend must be poisson or feather, not {blend!r}")
+        self.blend, self.feather = blend, feather
+
+    def fuse(self, foreground: np.ndarray, background: np.ndarray, target: FaceMask,
+             background_mask: FaceMask | None = None) -> np.ndarray:
+        import cv2
+
+        labels = target.labels
+        fg_region = np.isin(labels, FOREGROUND)
+        base = background.copy()
+        if background_mask is not None:
+            revealed = np.isin(background_mask.labels, FOREGROUND) & ~fg_region
+            if revealed.any():
+                from .generate_classical import fill_from_known
+
+                grown = cv2.dilate(revealed.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+                backdrop = (background_mask.labels == LABEL_INDEX["background"]) & ~grown
+                if backdrop.sum() > 50:  # fill from the backdrop only, not from the face or the clothes
+                    base = fill_from_known(base, backdrop, grown)
+                else:
+                    base = cv2.inpaint(base, grown.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+        alpha = feathered(fg_region, self.feather)[..., None]
+        out = (foreground.astype(np.float32) * alpha + base.astype(np.float32) * (1 - alpha) + 0.5).astype(np.uint8)
+        if self.blend == "poisson":
+            out = self._poisson_face(foreground, out, np.isin(labels, FACE))
+        return out
+
+    @staticmethod
+    def _poisson_face(foreground: np.ndarray, composite: np.ndarray, face: np.ndarray) -> np.ndarray:
+        import cv2
+
+        if face.sum() < 50:
+            return composite
+        pad = 8  # seamlessClone misbehaves when the mask touches the image border
+        src = cv2.copyMakeBorder(foreground, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+        dst = cv2.copyMakeBorder(composite, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+        mask = cv2.copyMakeBorder(face.astype(np.uint8) * 255, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        mask = cv2.erode(mask, np.ones((3, 3), np.uint8))
+        ys, xs = np.nonzero(mask)
+        if len(xs) == 0:
+            return composite
+        x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+        # OpenCV pastes the mask's bounding box with its top-left at centre - size // 2: this keeps it in place.
+        centre = (int(x0 + (x1 - x0 + 1) // 2), int(y0 + (y1 - y0 + 1) // 2))
+        inside = (mask > 0)[pad:-pad, pad:-pad, None]
+        try:  # (seamlessClone writes into its mask argument: give it a copy)
+            blended = cv2.seamlessClone(src, dst, mask.copy(), centre, cv2.NORMAL_CLONE)
+        except cv2.error:
+            return composite
+        return np.where(inside, blended[pad:-pad, pad:-pad], composite)  # OpenCV also nudges pixels beside the mask

@@ -1,0 +1,28 @@
+"""Learned `generate`: E_m on the target mask, component features placed at its centres, G_m."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..types import ComponentCodes, FaceMask
+from . import _framework as fw
+
+
+class LearnedGenerator:
+    name = "mgpe"
+
+    def __init__(self, weights: str | None = None, device: str = "cpu"):
+        self.path, self.device = fw.resolve(weights), device
+        self.net = fw.framework(self.path, device)
+
+    def generate(self, codes: ComponentCodes, target: FaceMask) -> np.ndarray:
+        import torch
+
+        from ..nets.framework import centres_of, onehot
+
+        res = self.net.config.resolution
+        labels = fw.mask_at(target.labels, res)
+        m = torch.from_numpy(labels)[None].to(self.device)
+        centres = torch.from_numpy(centres_of(labels[None])).to(self.device)
+        with torch.no_grad():
+            fg = self.net.generate(codes.codes, onehot(m), centres)
+        return fw.to_image(fg, target.labels.shape[0])
