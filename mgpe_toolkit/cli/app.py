@@ -30,8 +30,6 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
 
 
 _LATER = {
-    "export": ("Export the learned stages as ONNX graphs.", 6),
-    "batch": ("Edit whole folders with onnxruntime.", 6),
     "eval": ("FID, mask accuracy and reconstruction metrics.", 7),
 }
 
@@ -320,9 +318,11 @@ def version_cmd():
 
 def _add_subapps() -> None:
     from . import edit  # noqa: F401  (registers edit, swap+, transfer, synth)
+    from .batch import export_app
     from .train import train_app
 
     app.add_typer(train_app, name="train")
+    app.add_typer(export_app, name="export")
 
 
 _add_subapps()

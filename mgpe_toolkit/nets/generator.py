@@ -37,23 +37,25 @@ def crop_offsets(centres: torch.Tensor, crop_wh: tuple[int, int], resolution: in
     """(N, 2) image-pixel centres -> (N, 2) integer (x0, y0) of the crop box, shifted inside the image.
     Matches labels.crop_box (round-half-even aside, which no centre from a pixel mask hits)."""
     w, h = crop_wh
-    size = torch.tensor([w, h], dtype=centres.dtype, device=centres.device)
-    limit = torch.tensor([resolution - w, resolution - h], dtype=centres.dtype, device=centres.device)
-    x0 = torch.floor(centres - size / 2 + 0.5)
+    half = centres.new_tensor([w / 2, h / 2])
+    limit = centres.new_tensor([resolution - w, resolution - h])
+    x0 = torch.floor(centres - half + 0.5)
     return torch.minimum(torch.clamp(x0, min=0.0), limit)
 
 
 def place(feature: torch.Tensor, centres: torch.Tensor, crop_wh: tuple[int, int], resolution: int) -> torch.Tensor:
-    """Copy (N, C, h, w) component features into zero (N, C, G, G) grids at each sample's crop box."""
+    """Copy (N, C, h, w) component features into zero (N, C, G, G) grids at each sample's crop box:
+    out = Py · feature · Pxᵀ with 0/1 matrices Py (G×h), Px (G×w) built from the box offsets."""
     n, c, fh, fw = feature.shape
     grid = resolution // FEATURE_STRIDE
+    centres = centres.float()  # index maths in fp32 (also when the features are fp16)
     offsets = torch.floor(crop_offsets(centres, crop_wh, resolution) / FEATURE_STRIDE)  # (N, 2) on the grid
-    rows = torch.arange(grid, device=feature.device, dtype=feature.dtype)
-    ys = offsets[:, 1:2] + torch.arange(fh, device=feature.device, dtype=feature.dtype)  # (N, fh)
-    xs = offsets[:, 0:1] + torch.arange(fw, device=feature.device, dtype=feature.dtype)  # (N, fw)
-    py = (rows[None, :, None] == ys[:, None, :]).to(feature.dtype)  # (N, G, fh)
-    px = (rows[None, :, None] == xs[:, None, :]).to(feature.dtype)  # (N, G, fw)
-    return torch.einsum("nyh,nchw,nxw->ncyx", py, feature, px)
+    rows = torch.arange(grid, device=feature.device, dtype=torch.float32)
+    ys = offsets[:, 1:2] + torch.arange(fh, device=feature.device, dtype=torch.float32)  # (N, fh)
+    xs = offsets[:, 0:1] + torch.arange(fw, device=feature.device, dtype=torch.float32)  # (N, fw)
+    py = (rows[None, :, None] == ys[:, None, :]).to(feature.dtype).unsqueeze(1)  # (N, 1, G, fh)
+    px = (xs[:, :, None] == rows[None, None, :]).to(feature.dtype).unsqueeze(1)  # (N, 1, fw, G)
+    return torch.matmul(torch.matmul(py, feature), px)
 
 
 class ForegroundGenerator(nn.Module):

@@ -1,0 +1,229 @@
+"""Editing whole folders: align -> parse -> mask ops / swap / transfer -> generate + fuse -> paste back.
+
+Photos are read, aligned and parsed in worker processes while the main process runs the learned stages on
+whole batches (onnxruntime or torch), so the CPU stages keep the accelerator fed. With the classical stages
+the workers do everything. Finished outputs are skipped (resume); each failed photo is reported with its
+reason and the others go on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import InputError, MgpeError, NoFaceError, UsageError
+from .types import Outcome, PreparedFace
+
+BACKENDS = ("classical", "onnx", "torch")
+
+
+@dataclass
+class BatchTask:
+    """What to do to every photo of a folder."""
+
+    kind: str  # edit | swap | transfer
+    ops: list[str] = field(default_factory=list)
+    source: str | None = None  # the face used by swap/transfer
+    components: list[str] = field(default_factory=list)
+    shape: str = "target"
+    backend: str = "classical"
+    parser: str | None = None
+    aligner: str | None = None
+    size: int = 256
+    aligned_out: bool = False
+
+    def validate(self) -> None:
+        from .maskops import parse_ops
+
+        if self.kind not in ("edit", "swap", "transfer"):
+            raise UsageError(f"unknown batch kind {self.kind!r}")
+        if self.backend not in BACKENDS:
+            raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if self.kind == "edit":
+            parse_ops(self.ops)  # malformed ops fail before any work
+        elif self.source is None:
+            raise UsageError(f"{self.kind} needs a source face")
+
+
+# -- per-process state ----------------------------------------------------------------------------------------
+_STATE: dict = {}
+
+
+def _init(task: BatchTask) -> None:
+    from .io import read_image
+    from .pipeline import Pipeline
+
+    pipe = Pipeline(align=task.aligner, parse=task.parser, encode="classical", generate="classical", fuse="classical")
+    _STATE.update(task=task, pipe=pipe, source=None)
+    if task.source is not None:
+        _STATE["source"] = pipe.prepare(read_image(task.source), size=task.size)
+
+
+def _target_mask(task: BatchTask, face: PreparedFace, source: PreparedFace | None) -> np.ndarray:
+    from .maskops import apply_ops, parse_ops
+    from .pipeline import _shapes_from
+
+    if task.kind == "edit":
+        return apply_ops(face.mask.labels, parse_ops(task.ops))
+    if task.kind == "swap" and task.shape == "source":
+        return _shapes_from(source.mask.labels, face.mask.labels)
+    return face.mask.labels
+
+
+def _prepare(job: tuple[Path, Path]):
+    """Worker: read, align, parse one photo. Returns (photo, out, PreparedFace, target mask) or an Outcome."""
+    from .io import read_image
+
+    photo, out = job
+    task, pipe = _STATE["task"], _STATE["pipe"]
+    try:
+        face = pipe.prepare(read_image(photo), size=task.size)
+        return photo, out, face, _target_mask(task, face, _STATE["source"])
+    except InputError as exc:
+        return Outcome(photo, "unreadable", error=exc.problem)
+    except NoFaceError:
+        return Outcome(photo, "no-face", error="no face found")
+    except MgpeError as exc:
+        return Outcome(photo, "failed", error=str(exc))
+    except Exception as exc:  # one bad photo must not end a run over thousands
+        return Outcome(photo, "failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _classical(job: tuple[Path, Path]) -> Outcome:
+    """Worker: the whole job with the classical stages, written atomically."""
+    prepared = _prepare(job)
+    if isinstance(prepared, Outcome):
+        return prepared
+    photo, out, face, target = prepared
+    task, pipe, source = _STATE["task"], _STATE["pipe"], _STATE["source"]
+    try:
+        if task.kind == "edit":
+            result = pipe.edit(face, target=target)
+        elif task.kind == "swap":
+            result = pipe.swap(source, face, shape=task.shape)
+        else:
+            result = pipe.transfer(source, face, task.components)
+    except MgpeError as exc:
+        return Outcome(photo, "failed", error=str(exc))
+    return _write(photo, out, result.pasted, result.aligned, task.aligned_out)
+
+
+def _write(photo: Path, out: Path, pasted, aligned, aligned_out: bool) -> Outcome:
+    from .io import write_image
+
+    outputs = []
+    if aligned_out:  # first, so a present main output always means a finished photo
+        outputs.append(write_image(out.with_name(out.stem + ".aligned.png"), aligned))
+    outputs.insert(0, write_image(out, pasted if pasted is not None else aligned))
+    return Outcome(photo, "done", outputs)
+
+
+# -- the learned stages on whole batches ------------------------------------------------------------------------
+def _tensors(faces: list[PreparedFace], masks: list[np.ndarray], size: int):
+    """Network inputs for a batch: crops of `faces` under their own masks, and `masks` as targets."""
+    import cv2
+
+    from .nets.framework import _FOREGROUND, centres_of, component_crops
+    import torch
+
+    def img(a):
+        if a.shape[0] != size:
+            a = cv2.resize(a, (size, size), interpolation=cv2.INTER_AREA if a.shape[0] > size else cv2.INTER_LINEAR)
+        return a.astype(np.float32) / 127.5 - 1
+
+    def lab(m):
+        return m if m.shape[0] == size else cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST)
+
+    x = np.stack([img(f.image) for f in faces]).transpose(0, 3, 1, 2)
+    src_masks = np.stack([lab(f.mask.labels) for f in faces])
+    crops = component_crops(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(src_masks),
+                            centres_of(src_masks))
+    tgt = np.stack([lab(m) for m in masks])
+    onehot = np.eye(19, dtype=np.float32)[tgt].transpose(0, 3, 1, 2)
+    removed = _FOREGROUND.numpy()[tgt][:, None].astype(np.float32)
+    return {n: c.numpy() for n, c in crops.items()}, onehot, centres_of(tgt), removed
+
+
+def run_learned_batch(runner, task: BatchTask, items: list, source: PreparedFace | None) -> list[Outcome]:
+    import cv2
+
+    from .align import paste_back
+    from .labels import COMPONENTS, face_hair_region
+
+    size = runner.resolution
+    faces = [it[2] for it in items]
+    masks = [it[3] for it in items]
+    crops, onehot, centres, removed = _tensors(faces, masks, size)
+    targets = np.stack([(cv2.resize(f.image, (size, size)) if f.image.shape[0] != size else f.image)
+                        .astype(np.float32) / 127.5 - 1 for f in faces]).transpose(0, 3, 1, 2)
+    feats = runner.encode(crops)
+    if task.kind in ("swap", "transfer"):
+        src_crops, _, _, _ = _tensors([source], [source.mask.labels], size)
+        src_feats = runner.encode(src_crops)
+        names = list(COMPONENTS) if task.kind == "swap" else task.components
+        for n in names:
+            feats[n] = np.repeat(src_feats[n], len(faces), axis=0)
+    images = runner.render(feats, onehot, centres, targets, removed)
+    outcomes = []
+    for (photo, out, face, mask), arr in zip(items, images):
+        aligned = ((np.clip(arr.transpose(1, 2, 0), -1, 1) + 1) * 127.5 + 0.5).astype(np.uint8)
+        s = face.image.shape[0]
+        if s != size:
+            aligned = cv2.resize(aligned, (s, s), interpolation=cv2.INTER_CUBIC)
+        region = face_hair_region(mask) | face_hair_region(face.mask.labels)
+        pasted = paste_back(face.photo, aligned, face.alignment, region) if face.photo is not None else None
+        outcomes.append(_write(photo, out, pasted, aligned, task.aligned_out))
+    return outcomes
+
+
+def run_batch(task: BatchTask, jobs: list[tuple[Path, Path]], *, runner=None, workers: int = 1,
+              batch_size: int = 8, overwrite: bool = False) -> Iterator[Outcome]:
+    """Yield one Outcome per job, in order of completion of each batch."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    task.validate()
+    todo = []
+    for photo, out in jobs:
+        if not overwrite and out.exists():
+            yield Outcome(photo, "skipped", [out])
+        else:
+            todo.append((photo, out))
+    if not todo:
+        return
+    if task.backend != "classical" and runner is None:
+        raise UsageError(f"--backend {task.backend} needs learned weights or an export")
+    fn = _classical if task.backend == "classical" else _prepare
+    if workers > 1:
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init, initargs=(task,))
+        results = pool.map(fn, todo, chunksize=1)
+    else:
+        pool = None
+        _init(task)
+        results = map(fn, todo)
+    try:
+        if task.backend == "classical":
+            yield from results
+            return
+        source = _STATE.get("source") if workers <= 1 else None
+        if task.source is not None and source is None:
+            from .io import read_image
+            from .pipeline import Pipeline
+
+            source = Pipeline(align=task.aligner, parse=task.parser).prepare(read_image(task.source), size=task.size)
+        pending: list = []
+        for item in results:
+            if isinstance(item, Outcome):
+                yield item
+                continue
+            pending.append(item)
+            if len(pending) == batch_size:
+                yield from run_learned_batch(runner, task, pending, source)
+                pending = []
+        if pending:
+            yield from run_learned_batch(runner, task, pending, source)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)

@@ -1,0 +1,136 @@
+"""`mgpe export onnx` and `mgpe batch`."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import EXIT_SOME_FAILED
+from .app import _console, _summary, app, fail
+
+export_app = typer.Typer(help="Export the learned stages (ONNX graphs + manifest).", no_args_is_help=True,
+                         rich_markup_mode="rich")
+DEMO = Path(__file__).resolve().parents[2] / "models" / "demo-tiny"
+
+
+@export_app.command("onnx")
+def export_onnx_cmd(
+    weights: Optional[str] = typer.Option(None, "--weights", help="mgpe-gan.safetensors (default: the shipped "
+                                          "demo checkpoint in models/demo-tiny)."),
+    parser_weights: Optional[str] = typer.Option(None, "--parser-weights", help="Also export this U-Net parser "
+                                                 "(default: the demo's, with the demo weights)."),
+    out: str = typer.Option("exports", "--out", help="Output folder for *.onnx and manifest.json."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset (13..21)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Half-precision graphs (*.fp16.onnx, manifest.fp16.json)."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Compare with torch on onnxruntime (CPU)."),
+):
+    """Write encoders, generator (with the feature placement), fuser and parser as ONNX graphs."""
+    from rich.table import Table
+
+    from ..export.onnx import export_onnx, parity
+
+    if weights is None:
+        weights = str(DEMO / "mgpe-gan.safetensors")
+        if parser_weights is None and (DEMO / "parser-unet.safetensors").is_file():
+            parser_weights = str(DEMO / "parser-unet.safetensors")
+    for label, path in (("--weights", weights), ("--parser-weights", parser_weights)):
+        if path and not Path(path).is_file():
+            fail(f"{label} {path}: no such file")
+    manifest = export_onnx(weights, out, parser_weights=parser_weights, opset=opset, fp16=fp16)
+    table = Table(title=f"exported to {out} (opset {opset}, {'fp16' if fp16 else 'fp32'})")
+    for col in ("graph", "file", "inputs", "max |torch - onnxruntime|"):
+        table.add_column(col)
+    diffs = parity(weights, manifest, parser_weights=parser_weights) if check else {}
+    import json
+
+    for name, g in json.loads(Path(manifest).read_text())["graphs"].items():
+        ins = ", ".join(f"{i['name']}{tuple(i['shape'])}" for i in g["inputs"])
+        table.add_row(name, g["file"], ins, f"{diffs[name]:.2e}" if name in diffs else "-")
+    _console().print(table)
+    _console().print(f"manifest: {manifest}")
+
+
+@app.command("batch")
+def batch_cmd(
+    source: str = typer.Argument(..., help="A folder of photos (walked recursively) or one photo."),
+    out: str = typer.Argument(..., help="Output folder: one result per photo, same relative layout, PNG."),
+    mask_op: list[str] = typer.Option([], "--mask-op", "-m", help="Edit every photo with these mask ops."),
+    swap_from: Optional[str] = typer.Option(None, "--swap-from", help="Put this face (with its hair) on every photo."),
+    transfer: Optional[str] = typer.Option(None, "--transfer", help="Components to transfer (with --from)."),
+    from_: Optional[str] = typer.Option(None, "--from", help="The face whose components --transfer takes."),
+    shape: str = typer.Option("target", "--shape", help="swap: whose mask shapes are kept (target|source)."),
+    backend: str = typer.Option("auto", "--backend", help="auto, classical, onnx (an export) or torch (weights)."),
+    exports: str = typer.Option("exports", "--exports", help="Folder with manifest.json for --backend onnx."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="mgpe-gan.safetensors for --backend torch."),
+    providers: str = typer.Option("auto", "--providers", help="onnxruntime providers, e.g. "
+                                  "CUDAExecutionProvider,CPUExecutionProvider (default: best available)."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    workers: int = typer.Option(0, "--workers", min=0, help="Processes for decode/align/parse (0 = CPU count)."),
+    aligned_out: bool = typer.Option(False, "--aligned-out", help="Also write NAME.aligned.png."),
+    parser: Optional[str] = typer.Option(None, "--parser"),
+    aligner: Optional[str] = typer.Option(None, "--aligner"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos whose outputs exist."),
+):
+    """Edit a whole folder (mask ops, swap+ or transfer) in batches; resumable, per-file error report."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..align import plan_jobs
+    from ..batch import BatchTask, run_batch
+    from ..labels import COMPONENTS
+
+    modes = [bool(mask_op), swap_from is not None, transfer is not None]
+    if sum(modes) != 1:
+        fail("give exactly one of --mask-op, --swap-from, --transfer (with --from)")
+    if transfer is not None and from_ is None:
+        fail("--transfer needs --from FACE")
+    components = []
+    if transfer is not None:
+        for part in (p.strip() for p in transfer.split(",") if p.strip()):
+            for name in (["left_eye", "right_eye"] if part == "eyes" else [part]):
+                if name not in COMPONENTS:
+                    fail(f"--transfer {part!r}: not a component ({', '.join(COMPONENTS)}, or eyes)")
+                components.append(name)
+    face_source = swap_from or from_
+    if face_source is not None and not Path(face_source).is_file():
+        fail(f"{face_source}: no such file")
+    if backend == "auto":
+        backend = "onnx" if (Path(exports) / "manifest.json").is_file() else ("torch" if weights else "classical")
+    kind = "edit" if mask_op else ("swap" if swap_from else "transfer")
+    task = BatchTask(kind=kind, ops=list(mask_op), source=face_source, components=components, shape=shape,
+                     backend=backend, parser=parser, aligner=aligner, aligned_out=aligned_out)
+    task.validate()
+    runner = None
+    if backend == "onnx":
+        from ..export.runtime import OnnxRunner
+
+        runner = OnnxRunner(exports, providers)
+    elif backend == "torch":
+        from ..export.runtime import TorchRunner
+
+        if not weights:
+            fail("--backend torch needs --weights mgpe-gan.safetensors")
+        runner = TorchRunner(weights)
+    jobs = [(p, s.with_suffix(".png")) for p, s in plan_jobs(source, out)]
+    if not jobs:
+        fail(f"{source}: no images found")
+    workers = workers or min(os.cpu_count() or 1, len(jobs))
+    con = _console(stderr=True)
+    con.print(f"batch {kind}: {len(jobs)} photos, backend {runner.describe() if runner else 'classical'}, "
+              f"{workers} worker{'s' if workers > 1 else ''}, batch size {batch_size}")
+    outcomes = []
+    with Progress(TextColumn("[bold]batch[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                  TimeRemainingColumn(), console=con) as progress:
+        bar = progress.add_task("batch", total=len(jobs), rate="")
+        start, done = time.perf_counter(), 0
+        for outcome in run_batch(task, jobs, runner=runner, workers=workers, batch_size=batch_size,
+                                 overwrite=overwrite):
+            outcomes.append(outcome)
+            done += outcome.status == "done"
+            progress.update(bar, advance=1, rate=f"{done / max(time.perf_counter() - start, 1e-9):.1f} img/s")
+    _summary(outcomes, f"batch {kind} ({backend}) → {out}")
+    if any(o.failed for o in outcomes):
+        raise typer.Exit(EXIT_SOME_FAILED)

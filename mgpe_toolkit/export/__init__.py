@@ -1,0 +1,1 @@
+"""Exporting the learned stages (ONNX) and running the exports (onnxruntime)."""

@@ -1,0 +1,198 @@
+"""`mgpe export onnx`: one ONNX graph per learned stage, a dynamic batch axis, and a manifest.
+
+Graphs (inputs in [-1, 1] unless said otherwise):
+- encoders.onnx  left_eye, right_eye, mouth (crops), skin, hair (masked full images) -> five feature tensors
+- generator.onnx the five features, the one-hot target mask, centres (N, 3, 2) image px of the target's left
+                 eye, right eye and mouth -> foreground; the paper's placement happens inside the graph
+- fuser.onnx     foreground, target image, removed (N, 1, S, S; 1 on the five components) -> final image
+- parser.onnx    image -> (N, 19, S, S) logits (when parser weights are given)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import UsageError
+from ..io import atomic_path, write_json
+from ..labels import COMPONENTS
+from ..nets.framework import COMPONENT_NAMES, FULL, PLACED
+
+DEFAULT_OPSET = 17
+
+
+class EncodersGraph(nn.Module):
+    def __init__(self, framework):
+        super().__init__()
+        self.encoders = framework.encoders
+
+    def forward(self, left_eye, right_eye, mouth, skin, hair):
+        crops = dict(left_eye=left_eye, right_eye=right_eye, mouth=mouth, skin=skin, hair=hair)
+        return tuple(self.encoders[n](crops[n])[0] for n in COMPONENT_NAMES)
+
+
+class GeneratorGraph(nn.Module):
+    def __init__(self, framework):
+        super().__init__()
+        self.framework = framework
+
+    def forward(self, f_left_eye, f_right_eye, f_mouth, f_skin, f_hair, mask_onehot, centres):
+        feats = dict(left_eye=f_left_eye, right_eye=f_right_eye, mouth=f_mouth, skin=f_skin, hair=f_hair)
+        return self.framework.generate(feats, mask_onehot, centres)
+
+
+class FuserGraph(nn.Module):
+    def __init__(self, framework):
+        super().__init__()
+        self.framework = framework
+
+    def forward(self, foreground, target_image, removed):
+        return self.framework.fuse(foreground, target_image, removed)
+
+
+def example_inputs(config, batch: int = 2) -> dict[str, dict[str, torch.Tensor]]:
+    """Inputs of the right shapes for each graph (random, for tracing and parity checks)."""
+    g = torch.Generator().manual_seed(0)
+    s, c, grid = config.resolution, config.comp_channels, config.grid
+    crops = {}
+    for n in COMPONENT_NAMES:
+        w, h = COMPONENTS[n].crop_size(s)
+        crops[n] = torch.rand(batch, 3, h, w, generator=g) * 2 - 1
+    feats = {}
+    for n in COMPONENT_NAMES:
+        w, h = COMPONENTS[n].crop_size(s)
+        feats["f_" + n] = torch.randn(batch, c, h // 4, w // 4, generator=g)
+    labels = torch.randint(0, 19, (batch, s, s), generator=g)
+    onehot = torch.nn.functional.one_hot(labels, 19).permute(0, 3, 1, 2).float()
+    centres = torch.tensor([[[0.375 * s, 0.45 * s], [0.625 * s, 0.45 * s], [0.5 * s, 0.72 * s]]]).repeat(batch, 1, 1)
+    centres = centres + torch.randn(batch, 3, 2, generator=g) * 3
+    return {
+        "encoders": crops,
+        "generator": {**feats, "mask_onehot": onehot, "centres": centres},
+        "fuser": {"foreground": torch.rand(batch, 3, s, s, generator=g) * 2 - 1,
+                  "target_image": torch.rand(batch, 3, s, s, generator=g) * 2 - 1,
+                  "removed": (torch.rand(batch, 1, s, s, generator=g) > 0.5).float()},
+        "parser": {"image": torch.rand(batch, 3, s, s, generator=g) * 2 - 1},
+    }
+
+
+OUTPUTS = {"encoders": ["f_" + n for n in COMPONENT_NAMES], "generator": ["foreground"], "fuser": ["image"],
+           "parser": ["logits"]}
+
+
+def _export_one(module: nn.Module, inputs: dict[str, torch.Tensor], outputs: list[str], path: Path, opset: int,
+                fp16: bool) -> None:
+    import onnx
+
+    module = module.eval()
+    args = tuple(inputs.values())
+    if fp16:
+        module = module.half()
+        args = tuple(a.half() if a.is_floating_point() and name != "centres" else a
+                     for name, a in zip(inputs, args))
+    dynamic = {name: {0: "batch"} for name in list(inputs) + outputs}
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer chatter about constants that are constants
+        torch.onnx.export(module, args, str(tmp), input_names=list(inputs), output_names=outputs,
+                          dynamic_axes=dynamic, opset_version=opset, dynamo=False, do_constant_folding=True)
+        onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
+
+
+def _describe(path: Path) -> dict:
+    import onnx
+
+    model = onnx.load(str(path))
+
+    def io(values):
+        out = []
+        for v in values:
+            t = v.type.tensor_type
+            dims = [d.dim_param or d.dim_value for d in t.shape.dim]
+            out.append({"name": v.name, "shape": dims, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name})
+        return out
+
+    return {"file": path.name, "inputs": io(model.graph.input), "outputs": io(model.graph.output),
+            "sha256_16": _digest(path)}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def export_onnx(weights: str | Path, out: str | Path, *, parser_weights: str | Path | None = None,
+                opset: int = DEFAULT_OPSET, fp16: bool = False) -> Path:
+    """Export every learned stage of `weights` (and the parser) to `out`; returns the manifest path."""
+    from ..stages.parse_unet import load_unet
+    from ..train.gan import load_generator
+
+    if not 13 <= opset <= 21:
+        raise UsageError(f"--opset {opset}: supported range is 13..21")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    framework = load_generator(weights, "cpu")
+    cfg = framework.config
+    examples = example_inputs(cfg)
+    suffix = ".fp16.onnx" if fp16 else ".onnx"
+    graphs = {"encoders": EncodersGraph(framework), "generator": GeneratorGraph(framework), "fuser": FuserGraph(framework)}
+    parser_size = None
+    if parser_weights:
+        parser, parser_size = load_unet(parser_weights, "cpu")
+        graphs["parser"] = parser
+        if parser_size != cfg.resolution:
+            examples["parser"] = {"image": torch.rand(2, 3, parser_size, parser_size) * 2 - 1}
+    described = {}
+    for name, module in graphs.items():
+        path = out / f"{name}{suffix}"
+        _export_one(module, examples[name], OUTPUTS[name], path, opset, fp16)
+        described[name] = _describe(path)
+    manifest = {
+        "format": "mgpe-onnx-1", "opset": opset, "precision": "fp16" if fp16 else "fp32",
+        "resolution": cfg.resolution, "parser_resolution": parser_size, "config": cfg.to_dict(),
+        "weights": {"file": str(Path(weights).resolve()), "sha256_16": _digest(Path(weights))},
+        "parser_weights": ({"file": str(Path(parser_weights).resolve()), "sha256_16": _digest(Path(parser_weights))}
+                           if parser_weights else None),
+        "components": {n: {"crop": list(COMPONENTS[n].crop_size(cfg.resolution)),
+                           "placed": n in PLACED, "masked_full_image": n in FULL} for n in COMPONENT_NAMES},
+        "graphs": described,
+        "value_range": "images in [-1, 1]; centres in image pixels (x, y) of left_eye, right_eye, mouth",
+    }
+    name = "manifest.fp16.json" if fp16 else "manifest.json"
+    write_json(out / name, manifest)
+    return out / name
+
+
+def parity(weights: str | Path, manifest: str | Path, *, parser_weights: str | Path | None = None,
+           batch: int = 3) -> dict[str, float]:
+    """Max |torch - onnxruntime| per graph on the same random inputs (CPU, fp32 torch reference)."""
+    import onnxruntime as ort
+
+    from ..stages.parse_unet import load_unet
+    from ..train.gan import load_generator
+
+    man = json.loads(Path(manifest).read_text())
+    framework = load_generator(weights, "cpu")
+    modules = {"encoders": EncodersGraph(framework), "generator": GeneratorGraph(framework),
+               "fuser": FuserGraph(framework)}
+    examples = example_inputs(framework.config, batch)
+    if parser_weights and "parser" in man["graphs"]:
+        modules["parser"] = load_unet(parser_weights, "cpu")[0]
+        size = man["parser_resolution"]
+        examples["parser"] = {"image": torch.rand(batch, 3, size, size) * 2 - 1}
+    fp16 = man["precision"] == "fp16"
+    result = {}
+    for name, module in modules.items():
+        sess = ort.InferenceSession(str(Path(manifest).parent / man["graphs"][name]["file"]),
+                                    providers=["CPUExecutionProvider"])
+        with torch.no_grad():
+            ref = module.eval()(*examples[name].values())
+        ref = ref if isinstance(ref, tuple) else (ref,)
+        feed = {k: (v.numpy().astype(np.float16) if fp16 and k != "centres" else v.numpy())
+                for k, v in examples[name].items()}
+        got = sess.run(None, feed)
+        result[name] = max(float(np.abs(g.astype(np.float32) - r.numpy()).max()) for g, r in zip(got, ref))
+    return result

@@ -1,0 +1,108 @@
+"""Running the exported graphs with onnxruntime: providers picked automatically, whole batches at a time."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, UsageError
+from ..nets.framework import COMPONENT_NAMES
+
+
+def pick_providers(requested: str = "auto") -> list[str]:
+    """`auto`: CUDA (and TensorRT when MGPE_ORT_TENSORRT=1) from onnxruntime-gpu when present, then CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if requested != "auto":
+        wanted = [p.strip() for p in requested.split(",") if p.strip()]
+        missing = [p for p in wanted if p not in available]
+        if missing:
+            raise UsageError(f"onnxruntime providers {', '.join(missing)} are not available here "
+                             f"(available: {', '.join(available)})")
+        return wanted
+    order = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if os.environ.get("MGPE_ORT_TENSORRT") == "1":
+        order.insert(0, "TensorrtExecutionProvider")
+    return [p for p in order if p in available]
+
+
+class OnnxRunner:
+    """The learned stages of one export (`manifest.json`), batched."""
+
+    def __init__(self, manifest: str | Path, providers: str = "auto", threads: int = 0):
+        import onnxruntime as ort
+
+        path = Path(manifest)
+        if path.is_dir():
+            path = path / "manifest.json"
+        if not path.is_file():
+            raise InputError(path, "no ONNX manifest (run `mgpe export onnx` first)")
+        self.manifest = json.loads(path.read_text())
+        if self.manifest.get("format") != "mgpe-onnx-1":
+            raise InputError(path, "not an mgpe ONNX manifest")
+        self.resolution = int(self.manifest["resolution"])
+        self.fp16 = self.manifest["precision"] == "fp16"
+        self.providers = pick_providers(providers)
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        self.sessions = {}
+        for name in ("encoders", "generator", "fuser"):
+            graph = path.parent / self.manifest["graphs"][name]["file"]
+            if not graph.is_file():
+                raise InputError(graph, "listed in the manifest but missing")
+            self.sessions[name] = ort.InferenceSession(str(graph), opts, providers=self.providers)
+        self.used_providers = self.sessions["generator"].get_providers()
+
+    def _f(self, x: np.ndarray) -> np.ndarray:
+        return x.astype(np.float16 if self.fp16 else np.float32, copy=False)
+
+    def encode(self, crops: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feats = self.sessions["encoders"].run(None, {n: self._f(crops[n]) for n in COMPONENT_NAMES})
+        return dict(zip(COMPONENT_NAMES, feats))
+
+    def render(self, feats: dict[str, np.ndarray], onehot: np.ndarray, centres: np.ndarray, target: np.ndarray,
+               removed: np.ndarray) -> np.ndarray:
+        """Generator + fuser on a batch (images in [-1, 1]) -> final images (N, 3, S, S) float32."""
+        feed = {f"f_{n}": feats[n] for n in COMPONENT_NAMES}
+        feed.update(mask_onehot=self._f(onehot), centres=centres.astype(np.float32))
+        foreground = self.sessions["generator"].run(None, feed)[0]
+        return self.sessions["fuser"].run(None, {"foreground": foreground, "target_image": self._f(target),
+                                                 "removed": self._f(removed)})[0].astype(np.float32)
+
+    def describe(self) -> str:
+        return f"onnxruntime ({', '.join(self.used_providers)}, {self.manifest['precision']})"
+
+
+class TorchRunner:
+    """The same interface over the PyTorch framework (for `--backend torch` and parity)."""
+
+    def __init__(self, weights: str | Path, device: str = "auto"):
+        from ..train.gan import load_generator
+        from ..train.loop import pick_device
+
+        self.device = pick_device(device)
+        self.net = load_generator(weights, str(self.device))
+        self.resolution = self.net.config.resolution
+
+    def encode(self, crops: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            codes = self.net.encode({n: torch.from_numpy(c).to(self.device) for n, c in crops.items()})
+        return {n: mu.cpu().numpy() for n, (mu, _) in codes.items()}
+
+    def render(self, feats, onehot, centres, target, removed) -> np.ndarray:
+        import torch
+
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
+        with torch.no_grad():
+            fg = self.net.generate({n: t(f) for n, f in feats.items()}, t(onehot), t(centres.astype(np.float32)))
+            out = self.net.fuse(fg, t(target), t(removed))
+        return out.float().cpu().numpy()
+
+    def describe(self) -> str:
+        return f"torch ({self.device})"

@@ -1,0 +1,140 @@
+"""ONNX export (checker, manifest, torch parity, dynamic batch) and `mgpe batch` over folders."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mgpe_toolkit.export.onnx import export_onnx, parity
+from mgpe_toolkit.io import read_image, write_image
+from mgpe_toolkit.nets.config import PRESETS
+from mgpe_toolkit.nets.framework import MaskGuidedFramework
+from mgpe_toolkit.nets.unet import UNet, UNetConfig
+from mgpe_toolkit.train.gan import export_generator
+from mgpe_toolkit.train.parser import export_parser_weights
+
+
+def mgpe(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "mgpe_toolkit", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    root = tmp_path_factory.mktemp("w")
+    torch.manual_seed(1)
+    export_generator(MaskGuidedFramework(PRESETS["tiny"]), root / "mgpe-gan.safetensors", step=0)
+    unet = UNet(UNetConfig(base=8)).eval()
+    export_parser_weights(unet, root / "parser-unet.safetensors", step=0, config={"size": 64})
+    return root
+
+
+@pytest.fixture(scope="module")
+def exported(weights, tmp_path_factory):
+    out = tmp_path_factory.mktemp("exports")
+    manifest = export_onnx(weights / "mgpe-gan.safetensors", out, parser_weights=weights / "parser-unet.safetensors")
+    return manifest
+
+
+def test_manifest_lists_every_graph_with_a_dynamic_batch_axis(exported, weights):
+    man = json.loads(Path(exported).read_text())
+    assert man["opset"] == 17 and man["precision"] == "fp32" and man["resolution"] == 64
+    assert set(man["graphs"]) == {"encoders", "generator", "fuser", "parser"}
+    gen = {i["name"]: i for i in man["graphs"]["generator"]["inputs"]}
+    assert gen["centres"]["shape"] == ["batch", 3, 2] and gen["mask_onehot"]["shape"] == ["batch", 19, 64, 64]
+    for g in man["graphs"].values():
+        assert all(i["shape"][0] == "batch" for i in g["inputs"] + g["outputs"])
+        assert (Path(exported).parent / g["file"]).is_file()
+    assert man["config"]["resolution"] == 64 and len(man["weights"]["sha256_16"]) == 16
+
+
+def test_onnxruntime_matches_torch_in_fp32_at_another_batch_size(exported, weights):
+    diffs = parity(weights / "mgpe-gan.safetensors", exported, parser_weights=weights / "parser-unet.safetensors",
+                   batch=3)
+    assert set(diffs) == {"encoders", "generator", "fuser", "parser"}
+    assert max(diffs.values()) <= 1e-4, diffs
+
+
+def test_fp16_export_stays_close(weights, tmp_path):
+    manifest = export_onnx(weights / "mgpe-gan.safetensors", tmp_path, fp16=True)
+    diffs = parity(weights / "mgpe-gan.safetensors", manifest)
+    assert max(diffs.values()) < 2e-2, diffs  # measured ~3e-3 with random tiny weights
+
+
+def test_onnx_runner_matches_torch_runner_on_real_inputs(exported, weights):
+    from mgpe_toolkit.batch import _tensors
+    from mgpe_toolkit.data.synthetic import synthetic_portrait
+    from mgpe_toolkit.export.runtime import OnnxRunner, TorchRunner
+    from mgpe_toolkit.types import FaceMask, PreparedFace
+
+    faces = [PreparedFace(p.image, FaceMask(p.mask)) for p in (synthetic_portrait(i, 64) for i in range(4))]
+    crops, onehot, centres, removed = _tensors(faces, [f.mask.labels for f in faces], 64)
+    target = np.stack([f.image for f in faces]).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+    results = []
+    for runner in (OnnxRunner(Path(exported).parent, "CPUExecutionProvider"), TorchRunner(weights / "mgpe-gan.safetensors", "cpu")):
+        results.append(runner.render(runner.encode(crops), onehot, centres, target, removed))
+    assert results[0].shape == (4, 3, 64, 64) and np.abs(results[0] - results[1]).max() < 1e-4
+
+
+def test_cli_export_and_errors(weights, tmp_path):
+    proc = mgpe("export", "onnx", "--weights", weights / "mgpe-gan.safetensors", "--out", tmp_path / "e")
+    assert proc.returncode == 0, proc.stderr
+    assert "generator" in proc.stdout and (tmp_path / "e" / "manifest.json").is_file()
+    proc = mgpe("export", "onnx", "--weights", tmp_path / "nope.safetensors", "--out", tmp_path / "e2")
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, astronaut):
+    import matplotlib.cbook
+    import skimage.data
+
+    root = tmp_path_factory.mktemp("photos")
+    write_image(root / "astro.jpg", astronaut)
+    write_image(root / "people" / "grace.png",
+                read_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    write_image(root / "coffee.png", skimage.data.coffee())
+    (root / "broken.jpg").write_bytes(b"\xff\xd8 broken")
+    return root
+
+
+def test_batch_classical_edits_a_folder_resumes_and_reports(photos, tmp_path, astronaut):
+    out = tmp_path / "out"
+    proc = mgpe("batch", photos, out, "-m", "hair->skin@forehead", "--workers", "2")
+    assert proc.returncode == 1, proc.stderr
+    assert "coffee.png: no face found" in proc.stdout and "broken.jpg" in proc.stdout
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["astro.png", "people/grace.png"]
+    result, original = read_image(out / "astro.png"), read_image(photos / "astro.jpg")
+    assert result.shape == original.shape and (result != original).any()
+    assert (result[400:] == original[400:]).all()  # the suit, far from the face, is untouched
+    again = mgpe("batch", photos, out, "-m", "hair->skin@forehead", "--workers", "1")
+    assert again.returncode == 1 and "│    0 │               2 │" in again.stdout
+    proc = mgpe("batch", photos, tmp_path / "o2", "--swap-from", photos / "astro.jpg", "--workers", "1")
+    assert proc.returncode == 1 and (tmp_path / "o2" / "people" / "grace.png").is_file()
+
+
+def test_batch_onnx_backend_runs_the_exported_graphs(photos, tmp_path, exported, astronaut):
+    out = tmp_path / "out"
+    proc = mgpe("batch", photos, out, "-m", "grow:eyes:1", "--backend", "onnx", "--exports",
+                Path(exported).parent, "--workers", "1", "--batch-size", "2", "--aligned-out")
+    assert proc.returncode == 1, proc.stderr  # coffee and broken still fail, the two faces do not
+    assert "onnxruntime (CPUExecutionProvider" in proc.stderr
+    result, original = read_image(out / "astro.png"), read_image(photos / "astro.jpg")
+    assert result.shape == original.shape and (result[400:] == original[400:]).all()
+    assert read_image(out / "astro.aligned.png").shape == (256, 256, 3)
+    proc = mgpe("batch", photos, tmp_path / "o3", "--transfer", "hair", "--from", photos / "astro.jpg",
+                "--backend", "onnx", "--exports", Path(exported).parent, "--workers", "1")
+    assert (tmp_path / "o3" / "people" / "grace.png").is_file()
+
+
+def test_batch_usage_errors(photos, tmp_path):
+    assert mgpe("batch", photos, tmp_path / "o").returncode == 2
+    proc = mgpe("batch", photos, tmp_path / "o", "-m", "grow:eyes")
+    assert proc.returncode == 2 and "bad mask op" in proc.stderr
+    proc = mgpe("batch", photos, tmp_path / "o", "--transfer", "hair")
+    assert proc.returncode == 2 and "--from" in proc.stderr
+    proc = mgpe("batch", photos, tmp_path / "o", "-m", "hair->skin", "--backend", "onnx", "--exports", tmp_path)
+    assert proc.returncode == 1 and "manifest" in proc.stderr
