@@ -19,13 +19,6 @@ def test_help_lists_every_command():
         assert f" {name} " in out.stdout, name
 
 
-@pytest.mark.parametrize("argv", [["export", "onnx"], ["batch"], ["eval"]])
-def test_later_commands_refuse_honestly(argv):
-    out = runner.invoke(app, argv)
-    assert out.exit_code == 2
-    assert "not implemented yet" in out.output
-
-
 def test_labels_table_and_json():
     out = runner.invoke(app, ["labels"], env={"COLUMNS": "200"})
     assert out.exit_code == 0

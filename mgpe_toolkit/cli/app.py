@@ -29,22 +29,6 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     raise typer.Exit(code)
 
 
-_LATER = {
-    "eval": ("FID, mask accuracy and reconstruction metrics.", 7),
-}
-
-
-def _placeholder(name: str, summary: str, issue: int):
-    def command(args: list[str] = typer.Argument(None, hidden=True)):
-        fail(f"`mgpe {name}` is not implemented yet (planned in issue #{issue})")
-
-    command.__doc__ = f"{summary} [not implemented yet]"
-    return command
-
-
-for _name, (_summary, _issue) in _LATER.items():
-    app.command(_name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
-        _placeholder(_name, _summary, _issue))
 
 
 @app.command("align")
@@ -319,10 +303,12 @@ def version_cmd():
 def _add_subapps() -> None:
     from . import edit  # noqa: F401  (registers edit, swap+, transfer, synth)
     from .batch import export_app
+    from .evaluate import eval_app
     from .train import train_app
 
     app.add_typer(train_app, name="train")
     app.add_typer(export_app, name="export")
+    app.add_typer(eval_app, name="eval")
 
 
 _add_subapps()
