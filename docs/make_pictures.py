@@ -62,6 +62,11 @@ def main() -> None:
         cells.append((f"from {name} ({acc:.2f})", r.aligned))
     write_image(args.out / "synth.png", labelled_grid([cells]))
     names = ("demo-grid.png", "edit.png", "swap.png", "transfer.png", "synth.png")
+    from PIL import Image
+
+    for name in names:  # 256-colour palettes keep the committed pictures small
+        Image.open(args.out / name).convert("RGB").quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(
+            args.out / name, optimize=True)
     print(f"wrote {', '.join(str(args.out / n) for n in names)}")
 
 
