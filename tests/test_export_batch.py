@@ -138,3 +138,17 @@ def test_batch_usage_errors(photos, tmp_path):
     assert proc.returncode == 2 and "--from" in proc.stderr
     proc = mgpe("batch", photos, tmp_path / "o", "-m", "hair->skin", "--backend", "onnx", "--exports", tmp_path)
     assert proc.returncode == 1 and "manifest" in proc.stderr
+
+
+def test_shipped_demo_weights_export_without_arguments_and_are_not_the_default(tmp_path):
+    demo = Path(__file__).resolve().parents[1] / "models" / "demo-tiny"
+    card = json.loads((demo / "mgpe-gan.json").read_text())
+    assert card["command"].startswith("mgpe train --config tiny") and card["metrics"]["mask_agreement"] > 0.8
+    proc = mgpe("export", "onnx", "--out", "exports", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    man = json.loads((tmp_path / "exports" / "manifest.json").read_text())
+    assert set(man["graphs"]) == {"encoders", "generator", "fuser", "parser"}
+    assert man["weights"]["file"].endswith("demo-tiny/mgpe-gan.safetensors")
+    from mgpe_toolkit.plugins import load_registry
+
+    assert load_registry().default("generate").name == "classical"
