@@ -26,3 +26,32 @@ def find_weights(filename: str) -> Path | None:
 
 def describe_search(filename: str) -> str:
     return f"no {filename} in " + ", ".join(str(d) for d in model_dirs())
+
+
+def weights_problem(filename: str, hint: str, weights: str | os.PathLike | None = None) -> str | None:
+    """None when explicit `weights` exist, or `filename` is found in the search path; else why not."""
+    if weights is not None:
+        return None if Path(weights).is_file() else f"weights {weights} not found"
+    return None if find_weights(filename) is not None else f"{describe_search(filename)} ({hint})"
+
+
+def read_safetensors(path: str | os.PathLike, network: str | None = None):
+    """(tensors, metadata) of a safetensors file; InputError naming the file when it is unreadable or, with
+    `network`, when its metadata does not say it holds that network."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    from .errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise InputError(path, f"not a readable safetensors file ({exc})") from None
+    if network is not None and meta.get("network") != network:
+        raise InputError(path, f"not {network} weights (its metadata says network={meta.get('network')!r})")
+    return tensors, meta

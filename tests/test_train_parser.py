@@ -48,7 +48,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     cfg = ParserTrainConfig(**TINY)
     (tmp_path / "checkpoint.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     trainer = ParserTrainer(SyntheticSet(20, 64), tmp_path, cfg)
-    with pytest.raises(InputError, match="checkpoint.safetensors: not a readable safetensors checkpoint"):
+    with pytest.raises(InputError, match="checkpoint.safetensors: not a readable safetensors file"):
         trainer.resume()
 
 

@@ -10,6 +10,12 @@ from ..errors import EXIT_SOME_FAILED
 from .app import _console, app, fail
 
 STAGE_HELP = "Implementation (see `mgpe plugins`)."
+# Options every editing command takes (typer reads these defaults; sharing them keeps the commands in step).
+PARSER = typer.Option(None, "--parser", help=STAGE_HELP)
+ENCODER = typer.Option(None, "--encoder", help=STAGE_HELP)
+GENERATOR = typer.Option(None, "--generator", help=STAGE_HELP)
+FUSER = typer.Option(None, "--fuser", help=STAGE_HELP)
+WEIGHTS = typer.Option(None, "--weights", help="Learned weights (mgpe-gan.safetensors): selects the learned stages.")
 
 
 def _pipeline(parser, encoder, generator, fuser, weights):
@@ -88,12 +94,11 @@ def edit_cmd(
     save_mask: Optional[str] = typer.Option(None, "--save-mask", help="Write the edited mask (+ preview) here."),
     source_mask: Optional[str] = typer.Option(None, "--source-mask", help="The image's own mask (default: parse it)."),
     aligned: bool = typer.Option(False, "--aligned", help="The image is already an aligned face."),
-    parser: Optional[str] = typer.Option(None, "--parser", help=STAGE_HELP),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help=STAGE_HELP),
-    generator: Optional[str] = typer.Option(None, "--generator", help=STAGE_HELP),
-    fuser: Optional[str] = typer.Option(None, "--fuser", help=STAGE_HELP),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Learned weights (mgpe-gan.safetensors): "
-                                          "selects the learned stages."),
+    parser: Optional[str] = PARSER,
+    encoder: Optional[str] = ENCODER,
+    generator: Optional[str] = GENERATOR,
+    fuser: Optional[str] = FUSER,
+    weights: Optional[str] = WEIGHTS,
 ):
     """Edit a face through its mask: parse, apply the ops, regenerate, fuse, paste back into the photo."""
     from ..io import write_mask
@@ -142,11 +147,11 @@ def swap_cmd(
     shape: str = typer.Option("target", "--shape", help="Whose mask shapes are kept: target (default) or source."),
     aligned_out: Optional[str] = typer.Option(None, "--aligned-out", help="Also write the aligned result here."),
     aligned: bool = typer.Option(False, "--aligned", help="Both images are already aligned faces."),
-    parser: Optional[str] = typer.Option(None, "--parser", help=STAGE_HELP),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help=STAGE_HELP),
-    generator: Optional[str] = typer.Option(None, "--generator", help=STAGE_HELP),
-    fuser: Optional[str] = typer.Option(None, "--fuser", help=STAGE_HELP),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Learned weights: selects the learned stages."),
+    parser: Optional[str] = PARSER,
+    encoder: Optional[str] = ENCODER,
+    generator: Optional[str] = GENERATOR,
+    fuser: Optional[str] = FUSER,
+    weights: Optional[str] = WEIGHTS,
 ):
     """Face swap with hair: the face of SOURCE, hair included, onto the photo of TARGET."""
     if shape not in ("target", "source"):
@@ -167,11 +172,11 @@ def transfer_cmd(
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Result (default ./B.transfer.png)."),
     aligned_out: Optional[str] = typer.Option(None, "--aligned-out", help="Also write the aligned result here."),
     aligned: bool = typer.Option(False, "--aligned", help="Both images are already aligned faces."),
-    parser: Optional[str] = typer.Option(None, "--parser", help=STAGE_HELP),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help=STAGE_HELP),
-    generator: Optional[str] = typer.Option(None, "--generator", help=STAGE_HELP),
-    fuser: Optional[str] = typer.Option(None, "--fuser", help=STAGE_HELP),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Learned weights: selects the learned stages."),
+    parser: Optional[str] = PARSER,
+    encoder: Optional[str] = ENCODER,
+    generator: Optional[str] = GENERATOR,
+    fuser: Optional[str] = FUSER,
+    weights: Optional[str] = WEIGHTS,
 ):
     """Give TARGET the appearance of components of another face (hair colour, lips, beard via skin, eyes)."""
     from ..labels import COMPONENTS
@@ -201,11 +206,11 @@ def synth_cmd(
     out: str = typer.Option("synth-out", "--out", "-o", help="Output folder for synth_NN.png."),
     grid: Optional[str] = typer.Option(None, "--grid", help="Also write a labelled grid image here."),
     aligned: bool = typer.Option(False, "--aligned", help="The sources are already aligned faces."),
-    parser: Optional[str] = typer.Option(None, "--parser", help=STAGE_HELP),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help=STAGE_HELP),
-    generator: Optional[str] = typer.Option(None, "--generator", help=STAGE_HELP),
-    fuser: Optional[str] = typer.Option(None, "--fuser", help=STAGE_HELP),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Learned weights: selects the learned stages."),
+    parser: Optional[str] = PARSER,
+    encoder: Optional[str] = ENCODER,
+    generator: Optional[str] = GENERATOR,
+    fuser: Optional[str] = FUSER,
+    weights: Optional[str] = WEIGHTS,
 ):
     """Mask-to-face synthesis: one target mask, components (and background) from each of N source faces."""
     import cv2

@@ -1,6 +1,7 @@
 """`mgpe train ...`: the parser now; the paper's networks with issue #4."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -50,44 +51,63 @@ def train_main(
         return
     if data is None or out is None:
         fail("`mgpe train` needs --data and --out (see `mgpe train --help`)")
-    import time
-    from pathlib import Path
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from ..nets.config import load_config
     from ..train.data import open_dataset
     from ..train.gan import CHECKPOINT, WEIGHTS, GANTrainer, run_gan_training
 
     con = _console(stderr=True)
     out_dir = Path(out)
-    if (out_dir / CHECKPOINT).exists() and not resume:
-        fail(f"{out_dir}: holds a run already (use --resume to continue it, or another --out)")
+    _refuse_overwrite(out_dir / CHECKPOINT, resume)
     cfg = load_config(config, **_parse_sets(sets))
     dataset = open_dataset(data, masks, labels, cfg.resolution)
     trainer = GANTrainer(dataset, out_dir, cfg, parser_weights=parser_weights, device=device, compile=compile_,
                          warn=lambda m: con.print(f"[yellow]warning:[/] {m}"))
-    if resume and trainer.resume():
-        con.print(f"resumed {out_dir / CHECKPOINT} at step {trainer.step}")
-    if trainer.step >= steps:
-        con.print(f"already at step {trainer.step} ≥ --steps {steps}: nothing to do")
+    if not _resume(trainer, resume, steps, out_dir / CHECKPOINT, con):
         return
     description = dataset.describe()
     con.print(f"data: {description}; config: {config} ({cfg.resolution}²); device: {trainer.device}"
               f"{' (bf16 autocast)' if trainer.amp else ''}")
-    with Progress(TextColumn("[bold]train[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                  TimeRemainingColumn(), console=con) as progress:
-        task = progress.add_task("train", total=steps, completed=trainer.step, info="")
-        start, first = time.perf_counter(), trainer.step
 
-        def on_step(step: int, losses: dict) -> None:
-            rate = (step - first) / max(time.perf_counter() - start, 1e-9)
-            info = " ".join(f"{k} {losses[k]:.3f}" for k in ("local", "global", "gp", "d") if k in losses)
-            progress.update(task, completed=step, info=f"{info} · {rate:.2f} it/s")
+    def info(losses: dict) -> str:
+        return " ".join(f"{k} {losses[k]:.3f}" for k in ("local", "global", "gp", "d") if k in losses)
 
-        run_gan_training(trainer, steps, data_description=description, on_step=on_step)
+    _with_progress("train", trainer, steps, con, info,
+                   lambda on_step: run_gan_training(trainer, steps, data_description=description, on_step=on_step))
     _record_command(out_dir / (Path(WEIGHTS).stem + ".json"), skip=2)
     _console().print(f"wrote {out_dir / WEIGHTS} (+ model card) at step {trainer.step}; samples in {out_dir / 'samples'}")
+
+
+def _refuse_overwrite(checkpoint: Path, resume: bool) -> None:
+    if checkpoint.exists() and not resume:
+        fail(f"{checkpoint.parent}: holds a run already (use --resume to continue it, or another --out)")
+
+
+def _resume(trainer, resume: bool, steps: int, checkpoint: Path, con) -> bool:
+    """Resume when asked; False when the run is already at `steps` (nothing to do)."""
+    if resume and trainer.resume():
+        con.print(f"resumed {checkpoint} at step {trainer.step}")
+    if trainer.step >= steps:
+        con.print(f"already at step {trainer.step} ≥ --steps {steps}: nothing to do")
+        return False
+    return True
+
+
+def _with_progress(title: str, trainer, steps: int, con, info, run) -> None:
+    """Run `run(on_step)` under a rich progress bar showing `info(losses)` and it/s."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(f"[bold]{title}[/]"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=con) as progress:
+        task = progress.add_task(title, total=steps, completed=trainer.step, info="")
+        start, first = time.perf_counter(), trainer.step
+
+        def on_step(step: int, losses) -> None:
+            rate = (step - first) / max(time.perf_counter() - start, 1e-9)
+            progress.update(task, completed=step, info=f"{info(losses)} · {rate:.2f} it/s")
+
+        run(on_step)
 
 
 def _record_command(card, skip: int) -> None:
@@ -122,39 +142,23 @@ def train_parser_cmd(
 ):
     """Train the U-Net parser P_F (class-weighted cross-entropy); writes weights the `unet` parser loads."""
     import json
-    from pathlib import Path
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..train.data import open_dataset
     from ..train.parser import CHECKPOINT, WEIGHTS, ParserTrainConfig, ParserTrainer, run_training
 
     con = _console(stderr=True)
     out_dir = Path(out)
-    if (out_dir / CHECKPOINT).exists() and not resume:
-        fail(f"{out_dir}: holds a run already (use --resume to continue it, or another --out)")
+    _refuse_overwrite(out_dir / CHECKPOINT, resume)
     dataset = open_dataset(data, masks, labels, size)
     config = ParserTrainConfig(size=size, base=base, batch=batch, lr=lr, seed=seed, checkpoint_every=every)
     trainer = ParserTrainer(dataset, out_dir, config, device=device, warn=lambda m: con.print(f"[yellow]warning:[/] {m}"))
-    if resume and trainer.resume():
-        con.print(f"resumed {out_dir / CHECKPOINT} at step {trainer.step}")
-    if trainer.step >= steps:
-        con.print(f"already at step {trainer.step} ≥ --steps {steps}: nothing to do")
+    if not _resume(trainer, resume, steps, out_dir / CHECKPOINT, con):
         return
     description = dataset.describe()
     con.print(f"data: {description}; device: {trainer.device}; class weights: "
               f"{json.dumps([round(float(w), 2) for w in trainer.weights])}")
-    with Progress(TextColumn("[bold]train parser[/]"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=con) as progress:
-        task = progress.add_task("train", total=steps, completed=trainer.step, info="")
-        import time
-        start, first = time.perf_counter(), trainer.step
-
-        def on_step(step: int, loss: float) -> None:
-            rate = (step - first) / max(time.perf_counter() - start, 1e-9)
-            progress.update(task, completed=step, info=f"loss {loss:.3f} · {rate:.1f} it/s")
-
-        run_training(trainer, steps, data_description=description, on_step=on_step)
+    _with_progress("train parser", trainer, steps, con, lambda loss: f"loss {loss:.3f}",
+                   lambda on_step: run_training(trainer, steps, data_description=description, on_step=on_step))
     card = out_dir / (Path(WEIGHTS).stem + ".json")
     _record_command(card, skip=3)
     _console().print(f"wrote {out_dir / WEIGHTS} (+ {card.name}) at step {trainer.step}; use it with "

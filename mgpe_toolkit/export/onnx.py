@@ -58,7 +58,7 @@ class FuserGraph(nn.Module):
 def example_inputs(config, batch: int = 2) -> dict[str, dict[str, torch.Tensor]]:
     """Inputs of the right shapes for each graph (random, for tracing and parity checks)."""
     g = torch.Generator().manual_seed(0)
-    s, c, grid = config.resolution, config.comp_channels, config.grid
+    s, c = config.resolution, config.comp_channels
     crops = {}
     for n in COMPONENT_NAMES:
         w, h = COMPONENTS[n].crop_size(s)

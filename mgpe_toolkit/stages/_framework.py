@@ -9,16 +9,13 @@ import numpy as np
 
 from ..errors import InputError
 from ..weights import describe_search, find_weights
+from ..weights import weights_problem as _weights_problem
 
 WEIGHTS_NAME = "mgpe-gan.safetensors"
 
 
 def weights_problem(weights: str | Path | None = None) -> str | None:
-    if weights is not None:
-        return None if Path(weights).is_file() else f"weights {weights} not found"
-    if find_weights(WEIGHTS_NAME) is None:
-        return describe_search(WEIGHTS_NAME) + " (train with `mgpe train`, or pass --weights)"
-    return None
+    return _weights_problem(WEIGHTS_NAME, "train with `mgpe train`, or pass --weights", weights)
 
 
 def resolve(weights: str | Path | None) -> Path:

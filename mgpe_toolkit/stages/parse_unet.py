@@ -8,37 +8,25 @@ import numpy as np
 
 from ..errors import InputError
 from ..types import FaceMask
-from ..weights import describe_search, find_weights
+from ..weights import describe_search, find_weights, read_safetensors
+from ..weights import weights_problem as _weights_problem
 
 WEIGHTS_NAME = "parser-unet.safetensors"
 
 
 def weights_problem(weights: str | Path | None = None) -> str | None:
     """None when weights can be found, else why not (for `mgpe plugins`)."""
-    if weights is not None:
-        return None if Path(weights).is_file() else f"weights {weights} not found"
-    if find_weights(WEIGHTS_NAME) is None:
-        return describe_search(WEIGHTS_NAME) + " (train one with `mgpe train parser`)"
-    return None
+    return _weights_problem(WEIGHTS_NAME, "train one with `mgpe train parser`", weights)
 
 
 def load_unet(path: str | Path, device: str = "cpu"):
     """(model in eval mode, input size) from a parser weights file."""
     import torch
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
 
     from ..nets.unet import UNet, UNetConfig
 
     path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise InputError(path, f"not a readable safetensors file ({exc})") from None
-    if meta.get("network") != "unet":
-        raise InputError(path, "not U-Net parser weights (no 'network: unet' in its metadata)")
+    state, meta = read_safetensors(path, "unet")
     model = UNet(UNetConfig(**json.loads(meta["unet"])))
     try:
         model.load_state_dict(state)

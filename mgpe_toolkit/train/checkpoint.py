@@ -68,20 +68,10 @@ def save_checkpoint(path: str | os.PathLike, *, step: int, models: dict[str, tor
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(tensors, metadata with step/config/models/optimizers/extra decoded); InputError if unreadable."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from ..weights import read_safetensors
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "no such checkpoint")
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            raw = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise InputError(path, f"not a readable safetensors checkpoint ({exc})") from None
+    tensors, raw = read_safetensors(path)
     if raw.get("format") != FORMAT:
         raise InputError(path, f"not an mgpe checkpoint (format {raw.get('format')!r})")
     meta = {"step": int(raw["step"]), "config": json.loads(raw["config"]), "models": json.loads(raw["models"]),

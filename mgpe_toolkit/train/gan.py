@@ -275,20 +275,12 @@ def load_generator(path: str | Path, device: str = "cpu"):
     import json
 
     import torch
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
 
     from ..nets.framework import MaskGuidedFramework
+    from ..weights import read_safetensors
 
     path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise InputError(path, f"not a readable safetensors file ({exc})") from None
-    if meta.get("network") != "mgpe-gan":
-        raise InputError(path, "not mgpe generator weights (no 'network: mgpe-gan' in its metadata)")
+    state, meta = read_safetensors(path, "mgpe-gan")
     G = MaskGuidedFramework(GANConfig.from_dict(json.loads(meta["config"])))
     missing, unexpected = G.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("decoders.")]
