@@ -108,6 +108,9 @@ def batch_cmd(
         from ..export.runtime import OnnxRunner
 
         runner = OnnxRunner(exports, providers)
+        if "demo-tiny" in runner.manifest["weights"]["file"]:
+            _console(stderr=True).print("[yellow]note:[/] this export holds the demo-tiny weights (synthetic "
+                                        "portraits, 64², not photo-realistic); --backend classical for real photos")
     elif backend == "torch":
         from ..export.runtime import TorchRunner
 
