@@ -63,12 +63,12 @@ def _init(task: BatchTask) -> None:
 
 def _target_mask(task: BatchTask, face: PreparedFace, source: PreparedFace | None) -> np.ndarray:
     from .maskops import apply_ops, parse_ops
-    from .pipeline import _shapes_from
+    from .pipeline import shapes_from
 
     if task.kind == "edit":
         return apply_ops(face.mask.labels, parse_ops(task.ops))
     if task.kind == "swap" and task.shape == "source":
-        return _shapes_from(source.mask.labels, face.mask.labels)
+        return shapes_from(source.mask.labels, face.mask.labels)
     return face.mask.labels
 
 
@@ -125,8 +125,9 @@ def _tensors(faces: list[PreparedFace], masks: list[np.ndarray], size: int):
     """Network inputs for a batch: crops of `faces` under their own masks, and `masks` as targets."""
     import cv2
 
-    from .nets.framework import _FOREGROUND, centres_of, component_crops
     import torch
+
+    from .nets.framework import centres_of, component_crops, foreground_region
 
     def img(a):
         if a.shape[0] != size:
@@ -142,7 +143,7 @@ def _tensors(faces: list[PreparedFace], masks: list[np.ndarray], size: int):
                             centres_of(src_masks))
     tgt = np.stack([lab(m) for m in masks])
     onehot = np.eye(19, dtype=np.float32)[tgt].transpose(0, 3, 1, 2)
-    removed = _FOREGROUND.numpy()[tgt][:, None].astype(np.float32)
+    removed = foreground_region(torch.from_numpy(tgt)).numpy()
     return {n: c.numpy() for n, c in crops.items()}, onehot, centres_of(tgt), removed
 
 

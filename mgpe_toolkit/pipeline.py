@@ -100,7 +100,7 @@ class Pipeline:
         """The face of `source`, hair included, onto `target`'s photo. shape: whose mask shapes are kept."""
         if shape not in ("target", "source"):
             raise MgpeError(f"shape must be target or source, not {shape!r}")
-        mask = target.mask.labels if shape == "target" else _shapes_from(source.mask.labels, target.mask.labels)
+        mask = target.mask.labels if shape == "target" else shapes_from(source.mask.labels, target.mask.labels)
         return self.render(self.encode(source), mask, target)
 
     def transfer(self, source: PreparedFace, target: PreparedFace, components: list[str]) -> EditResult:
@@ -128,7 +128,7 @@ class Pipeline:
         return [self.render(self.encode(src), target, PreparedFace(src.image, src.mask)) for src in sources]
 
 
-def _shapes_from(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+def shapes_from(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The source's face and hair labels over the target's background labels (what `--shape source` keeps)."""
     from .labels import face_hair_region
 
