@@ -122,3 +122,15 @@ def test_run_log_writes_jsonl_and_tensorboard(tmp_path):
     assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {"step": 1, "loss/x": 2.0}
     events = list((tmp_path / "tb").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 100
+
+
+def test_helen_folder_loads_with_converted_labels(helen_dir):
+    from mgpe_toolkit.labels import LABEL_INDEX as L
+    from mgpe_toolkit.train.data import open_dataset
+
+    ds = open_dataset(str(helen_dir), labels="helen")
+    assert len(ds) == 14
+    s = ds.load(0)
+    assert s.image.shape[:2] == s.mask.shape
+    present = set(np.unique(s.mask).tolist())
+    assert {L["hair"], L["u_lip"], L["l_lip"], L["nose"], L["skin"]} <= present and max(present) < 19
