@@ -55,7 +55,32 @@ def quiet_native_stderr(linger: float = 0.0):
         os.close(devnull)
 
 
-class MediapipeAligner:
+class MediapipeGraphs:
+    """Owns mediapipe solution graphs: created lazily and quietly, closed once (also on garbage collection)."""
+
+    _graphs: list = []
+
+    @staticmethod
+    def refined_mesh():
+        from mediapipe.python.solutions import face_mesh
+
+        return face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                                  min_detection_confidence=0.3)
+
+    def close(self) -> None:
+        with quiet_native_stderr(linger=0.2):  # graph teardown logs from a worker thread
+            for graph in self._graphs:
+                graph.close()
+        self._graphs = []
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class MediapipeAligner(MediapipeGraphs):
     name = "mediapipe"
 
     def __init__(self, min_score: float = 0.5, max_faces: int = 20):
@@ -65,20 +90,14 @@ class MediapipeAligner:
         self._mesh = None
 
     def _load(self):
-        if self._mesh is None:
-            from mediapipe.python.solutions import face_detection, face_mesh
+        if not self._graphs:
+            from mediapipe.python.solutions import face_detection
 
             with quiet_native_stderr(linger=0.1):
                 self._detectors = [face_detection.FaceDetection(model_selection=m, min_detection_confidence=self.min_score)
                                    for m in (1, 0)]
-                self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                                min_detection_confidence=0.3)
-
-    def close(self) -> None:
-        with quiet_native_stderr(linger=0.2):  # graph teardown logs from a worker thread
-            for obj in (self._detectors or []) + ([self._mesh] if self._mesh else []):
-                obj.close()
-        self._detectors = self._mesh = None
+                self._mesh = self.refined_mesh()
+            self._graphs = [*self._detectors, self._mesh]
 
     def detect(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """Faces in an RGB photo as (box x0, y0, x1, y1 in pixels, score), largest first."""
@@ -133,9 +152,3 @@ class MediapipeAligner:
             if not all_faces:
                 break
         return faces
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass

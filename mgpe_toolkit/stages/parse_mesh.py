@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import NoFaceError
 from ..labels import LABEL_INDEX
 from ..types import FaceMask
-from .align_mediapipe import quiet_native_stderr
+from .align_mediapipe import MediapipeGraphs, quiet_native_stderr
 
 # Ordered outlines (mediapipe face-mesh indices). "r_" parts are the subject's right = image left.
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
@@ -105,7 +105,7 @@ def _fill_holes(mask: np.ndarray, max_area: int) -> np.ndarray:
     return out
 
 
-class MeshParser:
+class MeshParser(MediapipeGraphs):
     name = "mesh"
 
     def __init__(self, grabcut_iterations: int = 2):
@@ -114,26 +114,13 @@ class MeshParser:
         self._selfie = None
 
     def _load(self):
-        if self._mesh is None:
-            from mediapipe.python.solutions import face_mesh, selfie_segmentation
+        if not self._graphs:
+            from mediapipe.python.solutions import selfie_segmentation
 
             with quiet_native_stderr(linger=0.1):
-                self._mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                                min_detection_confidence=0.3)
+                self._mesh = self.refined_mesh()
                 self._selfie = selfie_segmentation.SelfieSegmentation(model_selection=0)
-
-    def close(self) -> None:
-        with quiet_native_stderr(linger=0.2):  # graph teardown logs from a worker thread
-            for obj in (self._mesh, self._selfie):
-                if obj is not None:
-                    obj.close()
-        self._mesh = self._selfie = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+            self._graphs = [self._mesh, self._selfie]
 
     def observe(self, image: np.ndarray) -> MeshObservation:
         """Run the mediapipe models on an aligned RGB image; raises NoFaceError when the mesh finds no face."""
