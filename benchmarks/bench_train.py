@@ -1,9 +1,10 @@
 """Training speed and memory of `mgpe train`, and the inference cost of the paper config.
 
-Usage: python benchmarks/bench_train.py [--steps 20] [--gpu-batch 8]
+Usage: python benchmarks/bench_train.py [--steps 20] [--gpu-batch 8] [--compile]
 Prints: it/s and peak RSS for `tiny` on CPU (synthetic portraits, batch 8, no parser loss), the paper config's
 GFLOPs and parameters per edited 256² image (torch.utils.flop_counter), and, when CUDA is present, `paper` at
-batch 8 in bf16: it/s and peak GPU memory, with the GPU model.
+batch 8 in bf16: it/s and peak GPU memory, with the GPU model, as `mgpe train` runs it, with the data built
+in the training process, and for the compute alone.
 """
 from __future__ import annotations
 
@@ -14,27 +15,37 @@ import time
 from dataclasses import replace
 
 
-def run(config, steps: int, device: str) -> float:
+def run(config, steps: int, device: str, *, workers: int | None = None, fixed: bool = False,
+        compile: bool = False) -> float:
+    """it/s of GANTrainer steps after 3 warm-up steps. Batches come as in `mgpe train` (prefetched by `workers`
+    processes, default as there), or, with fixed=True, two prepared batches are reused (compute alone)."""
+    from itertools import cycle
+
     from mgpe_toolkit.train.data import SyntheticSet
     from mgpe_toolkit.train.gan import GANTrainer
+    from mgpe_toolkit.train.loop import default_workers, step_batches
 
     with tempfile.TemporaryDirectory() as out:
-        trainer = GANTrainer(SyntheticSet(64, config.resolution), out, config, parser_weights=None, device=device)
-        trainer.train_step()
-        trainer.train_step()  # warm-up: one paired, one unpaired
-        if trainer.device.type == "cuda":
-            import torch
-            torch.cuda.synchronize()
+        trainer = GANTrainer(SyntheticSet(64, config.resolution), out, config, parser_weights=None, device=device,
+                             compile=compile)
+        cuda = trainer.device.type == "cuda"
+        if fixed:
+            items = cycle([trainer.batches(0), trainer.batches(1)])
+        else:
+            workers = default_workers(trainer.device) if workers is None else workers
+            items = step_batches(trainer.batches, 0, steps + 3, workers, pin=cuda)
+        sync = (lambda: __import__("torch").cuda.synchronize()) if cuda else (lambda: None)
+        for _ in range(3):  # warm-up (and compilation)
+            trainer.train_step(next(items))
+        sync()
         t = time.perf_counter()
         for _ in range(steps):
-            trainer.train_step()
-        if trainer.device.type == "cuda":
-            import torch
-            torch.cuda.synchronize()
+            trainer.train_step(next(items))
+        sync()
         return steps / (time.perf_counter() - t)
 
 
-def main() -> None:
+def cpu_figures(steps: int) -> None:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -42,14 +53,8 @@ def main() -> None:
     from mgpe_toolkit.nets.config import PRESETS
     from mgpe_toolkit.nets.framework import MaskGuidedFramework, centres_of, component_crops, foreground_region, onehot
 
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--gpu-batch", type=int, default=8)
-    args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-
     tiny = replace(PRESETS["tiny"], lambda_gp=0.0)
-    rate = run(tiny, args.steps, "cpu")
+    rate = run(tiny, steps, "cpu")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"tiny (64², batch {tiny.batch}) on CPU: {rate:.2f} it/s, peak RSS {rss:.0f} MiB")
 
@@ -64,13 +69,41 @@ def main() -> None:
     print(f"paper (256²) inference: {counter.get_total_flops() / 1e9:.1f} GFLOPs per edited image, "
           f"{params / 1e6:.2f} M parameters (budget 64 GFLOPs)")
 
+
+def gpu_figures(steps: int, batch: int, compile: bool) -> None:
+    import torch
+
+    from mgpe_toolkit.nets.config import PRESETS
+    from mgpe_toolkit.train.loop import default_workers
+
+    torch.cuda.reset_peak_memory_stats()
+    paper = replace(PRESETS["paper"], lambda_gp=0.0, batch=batch)
+    name = f"paper (256², batch {paper.batch}, bf16) on {torch.cuda.get_device_name()}"
+    rate = run(paper, steps, "cuda")
+    peak = torch.cuda.max_memory_allocated() / 2 ** 30
+    print(f"{name}: {rate:.2f} it/s as `mgpe train` runs it ({default_workers(torch.device('cuda'))} "
+          f"data workers), peak {peak:.1f} GiB")
+    print(f"{name}: {run(paper, steps, 'cuda', workers=0):.2f} it/s with data built in the training process")
+    print(f"{name}: {run(paper, steps, 'cuda', fixed=True):.2f} it/s compute alone (batches reused)")
+    if compile:
+        print(f"{name}: {run(paper, steps, 'cuda', fixed=True, compile=True):.2f} it/s compute alone, "
+              "networks compiled (--compile)")
+
+
+def main() -> None:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--gpu-batch", type=int, default=8)
+    ap.add_argument("--compile", action="store_true", help="also time the compiled networks on the GPU")
+    ap.add_argument("--gpu-only", action="store_true", help="skip the CPU and FLOP figures")
+    args = ap.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    if not args.gpu_only:
+        cpu_figures(args.steps)
     if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-        paper = replace(PRESETS["paper"], lambda_gp=0.0, batch=args.gpu_batch)
-        rate = run(paper, args.steps, "cuda")
-        peak = torch.cuda.max_memory_allocated() / 2 ** 30
-        print(f"paper (256², batch {paper.batch}, bf16) on {torch.cuda.get_device_name()}: {rate:.2f} it/s, "
-              f"peak {peak:.1f} GiB")
+        gpu_figures(args.steps, args.gpu_batch, args.compile)
     else:
         print("no CUDA GPU: GPU figures skipped")
 

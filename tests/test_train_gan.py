@@ -43,6 +43,17 @@ def test_tiny_run_learns(tmp_path, parser64):
                if not k.startswith("decoders."))
 
 
+def test_worker_processes_give_the_same_training(tmp_path):
+    from dataclasses import replace
+
+    cfg = replace(PRESETS["tiny"], lambda_gp=0.0, batch=2, checkpoint_every=1000, image_every=1000)
+    runs = []
+    for workers in (0, 2):
+        trainer = GANTrainer(SyntheticSet(12, 64), tmp_path / str(workers), cfg, parser_weights=None, device="cpu")
+        runs.append(run_gan_training(trainer, 4, data_description="", workers=workers))
+    assert runs[0] == runs[1] and len(runs[0]) == 4 and "global" in runs[0][0]
+
+
 def test_resume_is_exact(tmp_path, parser64):
     cfg = PRESETS["tiny"]
     from dataclasses import replace

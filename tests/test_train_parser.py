@@ -63,6 +63,21 @@ def test_bad_samples_are_skipped_with_a_warning(tmp_path):
                             ParserTrainConfig(**{**TINY, "batch": 4}), warn=warnings.append)
     run_training(trainer, 3, data_description="")
     assert trainer.step == 3 and len(warnings) == 1 and "1.png" in warnings[0]
+    # Worker processes meet the bad file too; the run still reports it once.
+    warnings.clear()
+    trainer = ParserTrainer(PairFolder(tmp_path / "images", tmp_path / "masks"), tmp_path / "run2",
+                            ParserTrainConfig(**{**TINY, "batch": 4}), warn=warnings.append)
+    run_training(trainer, 6, data_description="", workers=2)
+    assert trainer.step == 6 and len(warnings) == 1 and "1.png" in warnings[0]
+
+
+def test_worker_processes_give_the_same_training(tmp_path):
+    cfg = ParserTrainConfig(**{**TINY, "batch": 4})
+    runs = []
+    for workers in (0, 2):
+        trainer = ParserTrainer(SyntheticSet(20, 64), tmp_path / str(workers), cfg, device="cpu")
+        runs.append(run_training(trainer, 5, data_description="", workers=workers))
+    assert runs[0] == runs[1] and len(runs[0]) == 5
 
 
 def test_flip_swaps_sides():

@@ -12,6 +12,11 @@ train_app = typer.Typer(help="Train the paper's networks or the parser.", no_arg
                         invoke_without_command=True, rich_markup_mode="rich")
 
 
+def _workers_option():
+    return typer.Option(None, "--workers", min=0, help="Data-loading processes that build batches ahead of the "
+                                                       "GPU (default: none on CPU, up to 8 with a GPU).")
+
+
 def _parse_sets(pairs: list[str]) -> dict:
     """--set key=value (value parsed as JSON when it can be: numbers, true/false)."""
     import json
@@ -43,6 +48,7 @@ def train_main(
     sets: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set lambda_gp=0 --set batch=2."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:N."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the generator."),
+    workers: Optional[int] = _workers_option(),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.safetensors."),
 ):
     """Train the paper's framework (`mgpe train --config tiny --data DIR --out runs/NAME`) or, with the
@@ -72,7 +78,8 @@ def train_main(
         return " ".join(f"{k} {losses[k]:.3f}" for k in ("local", "global", "gp", "d") if k in losses)
 
     _with_progress("train", trainer, steps, con, info,
-                   lambda on_step: run_gan_training(trainer, steps, data_description=description, on_step=on_step))
+                   lambda on_step: run_gan_training(trainer, steps, data_description=description, on_step=on_step,
+                                                    workers=workers))
     _record_command(out_dir / (Path(WEIGHTS).stem + ".json"), skip=2)
     _console().print(f"wrote {out_dir / WEIGHTS} (+ model card) at step {trainer.step}; samples in {out_dir / 'samples'}")
 
@@ -138,6 +145,7 @@ def train_parser_cmd(
     seed: int = typer.Option(0, "--seed"),
     every: int = typer.Option(100, "--checkpoint-every", min=1),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:N."),
+    workers: Optional[int] = _workers_option(),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.safetensors."),
 ):
     """Train the U-Net parser P_F (class-weighted cross-entropy); writes weights the `unet` parser loads."""
@@ -158,7 +166,8 @@ def train_parser_cmd(
     con.print(f"data: {description}; device: {trainer.device}; class weights: "
               f"{json.dumps([round(float(w), 2) for w in trainer.weights])}")
     _with_progress("train parser", trainer, steps, con, lambda loss: f"loss {loss:.3f}",
-                   lambda on_step: run_training(trainer, steps, data_description=description, on_step=on_step))
+                   lambda on_step: run_training(trainer, steps, data_description=description, on_step=on_step,
+                                               workers=workers))
     card = out_dir / (Path(WEIGHTS).stem + ".json")
     _record_command(card, skip=3)
     _console().print(f"wrote {out_dir / WEIGHTS} (+ {card.name}) at step {trainer.step}; use it with "

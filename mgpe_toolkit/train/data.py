@@ -155,8 +155,24 @@ class SampleSource:
         raise UsageError(f"no usable sample in {self.dataset.describe()}")
 
 
-def batch_tensors(samples: list[Sample], flips: list[bool]):
-    """(images in [-1, 1] as (N, 3, S, S) float32, masks as (N, S, S) int64) with the given mirrorings."""
+class BatchMaker:
+    """Base of the step -> (batch, warnings) builders the training loops prefetch: samples come through a
+    SampleSource whose warnings travel with the batch (worker processes cannot print for the run)."""
+
+    def __init__(self, dataset: Dataset, size: int, batch: int, seed: int):
+        self.batch, self.seed = batch, seed
+        self._messages: list[str] = []
+        self.source = SampleSource(dataset, size, self._messages.append)
+
+    def take_messages(self) -> list[str]:
+        out = self._messages[:]
+        self._messages.clear()
+        return out
+
+
+def stack_samples(samples: list[Sample], flips: list[bool]):
+    """uint8 images (N, S, S, 3) and masks (N, S, S) as tensors, mirrored where asked: what data workers send
+    (a quarter of the bytes of float images)."""
     import torch
 
     images, masks = [], []
@@ -164,9 +180,18 @@ def batch_tensors(samples: list[Sample], flips: list[bool]):
         img, m = flip_sample(s.image, s.mask) if flip else (s.image, s.mask)
         images.append(img)
         masks.append(m)
-    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-    y = torch.from_numpy(np.stack(masks).astype(np.int64))
-    return x.contiguous(), y
+    return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks))
+
+
+def to_training(images, masks, device=None):
+    """stack_samples' tensors -> (images in [-1, 1] as (N, 3, S, S) float32, masks as (N, S, S) int64) on device."""
+    x = images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    return x.contiguous(), masks.to(device, non_blocking=True).long()
+
+
+def batch_tensors(samples: list[Sample], flips: list[bool]):
+    """(images in [-1, 1] as (N, 3, S, S) float32, masks as (N, S, S) int64) with the given mirrorings."""
+    return to_training(*stack_samples(samples, flips))
 
 
 # CelebAMask-HQ part files, in the order the dataset's own mask script paints them (later parts win).

@@ -3,7 +3,7 @@ odd steps unpaired (x_s != x_t, lambda_global = lambda_FM = 0)."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -11,8 +11,8 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from ..nets.config import GANConfig
-from .data import Dataset, SampleSource, batch_tensors
-from .loop import RunLog, pick_device, step_rng
+from .data import BatchMaker, Dataset, SampleSource, batch_tensors, stack_samples, to_training
+from .loop import RunLog, Warnings, default_workers, pick_device, step_batches, step_rng
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "mgpe-gan.safetensors"
@@ -29,6 +29,46 @@ class Batch:
     target_centres: "object"
     removed: "object"
     source_image: "object"
+
+
+@dataclass
+class StepData:
+    """A step's samples as uint8 tensors plus the eye/mouth centres: what GANBatches (in a data worker) sends.
+    `target` is None on paired steps (x_t = x_s)."""
+    source: "object"
+    source_masks: "object"
+    source_centres: np.ndarray
+    target: "object" = None
+    target_masks: "object" = None
+    target_centres: np.ndarray | None = None
+
+    def pin_memory(self) -> "StepData":  # called by torch's DataLoader
+        return StepData(**{f.name: v.pin_memory() if hasattr(v, "pin_memory") else v
+                           for f in fields(self) for v in [getattr(self, f.name)]})
+
+
+class GANBatches(BatchMaker):
+    """The samples of a training step, a function of the step alone: even steps paired (x_s = x_t), odd steps
+    a different target face."""
+
+    def __call__(self, step: int) -> tuple[StepData, list[str]]:
+        from ..nets.framework import centres_of
+
+        paired = step % 2 == 0
+        rng = step_rng(self.seed, step)
+        n = len(self.source.dataset)
+        src_idx = rng.integers(0, n, self.batch)
+        if paired or n < 2:
+            tgt_idx = src_idx
+        else:  # a different face: shift by 1..n-1
+            tgt_idx = (src_idx + rng.integers(1, n, self.batch)) % n
+        flips = (rng.random(self.batch) < 0.5).tolist()
+        xs, ms = stack_samples([self.source.get(int(i)) for i in src_idx], flips)
+        data = StepData(xs, ms, centres_of(ms.numpy()))
+        if not paired:
+            xt, mt = stack_samples([self.source.get(int(i)) for i in tgt_idx], flips[::-1])
+            data.target, data.target_masks, data.target_centres = xt, mt, centres_of(mt.numpy())
+        return data, self.take_messages()
 
 
 def file_digest(path: Path) -> str:
@@ -49,13 +89,16 @@ class GANTrainer:
 
         self.config, self.out = config, Path(out)
         self.device = pick_device(device)
-        self.source = SampleSource(dataset, config.resolution, warn)
+        self.dataset = dataset
+        self.batches = GANBatches(dataset, config.resolution, config.batch, config.seed)
+        self.warnings = Warnings(warn)
         torch.manual_seed(config.seed)
         self.G = MaskGuidedFramework(config).to(self.device)
         self.D = MultiScaleDiscriminator(config.disc_channels, config.disc_layers).to(self.device)
         betas = (config.beta1, config.beta2)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr, betas=betas)
+        fused = self.device.type == "cuda"  # one kernel per optimiser step instead of several per tensor
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=betas, fused=fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr, betas=betas, fused=fused)
         self.parser = None
         self.parser_info: dict = {}
         if config.lambda_gp > 0:
@@ -72,37 +115,35 @@ class GANTrainer:
         if self.device.type == "cuda":
             self.G = self.G.to(memory_format=torch.channels_last)
             self.D = self.D.to(memory_format=torch.channels_last)
-        self._g_forward = torch.compile(self.G) if compile else self.G
+            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution once
+        if compile:  # in place (state_dict keys unchanged), each network the training step calls
+            for module in (*self.G.encoders.values(), *self.G.decoders.values(), self.G.mask_encoder,
+                           self.G.generator, self.G.bg_encoder, self.G.fuser, self.D):
+                module.compile(dynamic=False)
         self.step = 0
 
     # -- data ---------------------------------------------------------------------------------------------
-    def batch(self, step: int, paired: bool) -> Batch:
+    def receive(self, item: tuple[StepData, list[str]]) -> Batch:
+        """The training tensors, on the training device, of an item from `batches` (or the prefetching
+        loader); reports its warnings."""
         import torch
 
-        from ..nets.framework import centres_of, component_crops, foreground_region, onehot
+        from ..nets.framework import component_crops, foreground_region, onehot
 
-        rng = step_rng(self.config.seed, step)
-        n = len(self.source.dataset)
-        src_idx = rng.integers(0, n, self.config.batch)
-        if paired or n < 2:
-            tgt_idx = src_idx
-        else:  # a different face: shift by 1..n-1
-            tgt_idx = (src_idx + rng.integers(1, n, self.config.batch)) % n
-        flips = (rng.random(self.config.batch) < 0.5).tolist()
-        xs, ms = batch_tensors([self.source.get(int(i)) for i in src_idx], flips)
-        if paired:
-            xt, mt = xs, ms
-        else:
-            xt, mt = batch_tensors([self.source.get(int(i)) for i in tgt_idx], flips[::-1])
-        dev = self.device
-        crops = component_crops(xs, ms, centres_of(ms.numpy()))
-        return Batch(
-            source_crops={k: v.to(dev) for k, v in crops.items()}, source_masks=ms.to(dev), source_image=xs.to(dev),
-            target_image=xt.to(dev), target_masks=mt.to(dev), target_onehot=onehot(mt).to(dev),
-            target_centres=torch.from_numpy(centres_of(mt.numpy())).to(dev), removed=foreground_region(mt).to(dev))
+        data, messages = item
+        self.warnings(messages)
+        xs, ms = to_training(data.source, data.source_masks, self.device)
+        xt, mt, centres = xs, ms, data.source_centres
+        if data.target is not None:
+            xt, mt = to_training(data.target, data.target_masks, self.device)
+            centres = data.target_centres
+        return Batch(source_crops=component_crops(xs, ms, data.source_centres), source_masks=ms, source_image=xs,
+                     target_image=xt, target_masks=mt, target_onehot=onehot(mt),
+                     target_centres=torch.from_numpy(centres).to(self.device), removed=foreground_region(mt))
 
     # -- one step -----------------------------------------------------------------------------------------
-    def train_step(self) -> dict[str, float]:
+    def train_step(self, item: tuple[StepData, list[str]] | None = None) -> dict[str, float]:
+        """One (1+1) step on `item` (from `self.batches(self.step)`, built here when None)."""
         import torch
         import torch.nn.functional as F
 
@@ -110,7 +151,7 @@ class GANTrainer:
 
         cfg = self.config
         paired = self.step % 2 == 0
-        b = self.batch(self.step, paired)
+        b = self.receive(item if item is not None else self.batches(self.step))
         gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 1_000_003 + self.step)
         self.G.train()
         self.D.train()
@@ -167,7 +208,8 @@ class GANTrainer:
         values = dict(local=local, sigmoid=sigmoid, fm=fm, gp=gp, kl=kl, total=total, d=loss_d)
         if paired:
             values["global"] = glob
-        return {k: float(v.detach().float()) for k, v in values.items()}
+        # One host-device synchronisation per step, not one per loss.
+        return dict(zip(values, torch.stack([v.detach().float() for v in values.values()]).tolist()))
 
     # -- measurement --------------------------------------------------------------------------------------
     def evaluate(self, dataset: Dataset, limit: int = 16) -> dict[str, float]:
@@ -290,7 +332,8 @@ def load_generator(path: str | Path, device: str = "cpu"):
 
 
 def run_gan_training(trainer: GANTrainer, steps: int, *, data_description: str,
-                     on_step: Callable[[int, dict], None] | None = None) -> list[dict]:
+                     on_step: Callable[[int, dict], None] | None = None, workers: int | None = None) -> list[dict]:
+    """Train until `steps` total steps; `workers` data-loading processes (None: default_workers)."""
     from ..io import write_image
 
     log = RunLog(trainer.out)
@@ -298,8 +341,9 @@ def run_gan_training(trainer: GANTrainer, steps: int, *, data_description: str,
     history = []
     cfg = trainer.config
     try:
-        while trainer.step < steps:
-            losses = trainer.train_step()
+        workers = default_workers(trainer.device) if workers is None else workers
+        for item in step_batches(trainer.batches, trainer.step, steps, workers, pin=trainer.device.type == "cuda"):
+            losses = trainer.train_step(item)
             history.append(losses)
             log.scalars(trainer.step, {f"loss/{k}": v for k, v in losses.items()})
             if on_step:

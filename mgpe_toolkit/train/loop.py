@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -28,6 +30,59 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
     """The random stream of one training step: which samples, which flips. Depends only on (seed, step), so a
     resumed run draws exactly what the uninterrupted run would have."""
     return np.random.default_rng([seed, step])
+
+
+def default_workers(device) -> int:
+    """Data-loading processes for `--workers auto`: none on CPU (the cores are training), else up to 8."""
+    if device.type == "cpu":
+        return 0
+    return max(1, min(8, (os.cpu_count() or 2) - 2))
+
+
+class _Steps:
+    """Map-style dataset over training steps: item i is make(start + i)."""
+
+    def __init__(self, make: Callable, start: int, stop: int):
+        self.make, self.start, self.stop = make, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i: int):
+        return self.make(self.start + i)
+
+
+def _worker_init(_: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def step_batches(make: Callable, start: int, stop: int, workers: int = 0, pin: bool = False) -> Iterator:
+    """make(step) for step in [start, stop), in order. With workers > 0, worker processes build them ahead of
+    the training step; `make` depends on the step alone, so the batches are the same either way."""
+    if workers <= 0:
+        for step in range(start, stop):
+            yield make(step)
+        return
+    from torch.utils.data import DataLoader
+
+    yield from DataLoader(_Steps(make, start, stop), batch_size=None, shuffle=False, num_workers=workers,
+                          pin_memory=pin, prefetch_factor=4, worker_init_fn=_worker_init)
+
+
+class Warnings:
+    """Reports each distinct message once (worker processes may each meet the same bad file)."""
+
+    def __init__(self, warn: Callable[[str], None] | None):
+        self.warn, self.seen = warn, set()
+
+    def __call__(self, messages: list[str]) -> None:
+        for m in messages:
+            if m not in self.seen:
+                self.seen.add(m)
+                if self.warn:
+                    self.warn(m)
 
 
 class RunLog:

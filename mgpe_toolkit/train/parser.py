@@ -9,8 +9,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import UsageError
-from .data import Dataset, SampleSource, batch_tensors
-from .loop import RunLog, pick_device, step_rng
+from .data import BatchMaker, Dataset, SampleSource, batch_tensors, stack_samples, to_training
+from .loop import RunLog, Warnings, default_workers, pick_device, step_batches, step_rng
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "parser-unet.safetensors"
@@ -45,6 +45,16 @@ def label_frequencies(source: SampleSource, n: int, classes: int = 19, seed: int
     return torch.from_numpy(counts / max(counts.sum(), 1))
 
 
+class ParserBatches(BatchMaker):
+    """The (CPU) batch of a training step, a function of the step alone."""
+
+    def __call__(self, step: int):
+        rng = step_rng(self.seed, step)
+        idx = rng.integers(0, len(self.source.dataset), self.batch)
+        flips = (rng.random(self.batch) < 0.5).tolist()
+        return stack_samples([self.source.get(int(i)) for i in idx], flips), self.take_messages()
+
+
 class ParserTrainer:
     def __init__(self, dataset: Dataset, out: str | Path, config: ParserTrainConfig = ParserTrainConfig(), *,
                  device: str = "auto", warn: Callable[[str], None] | None = None):
@@ -56,25 +66,23 @@ class ParserTrainer:
             raise UsageError(f"size {config.size} must be divisible by 2**depth = {2 ** config.depth}")
         self.config, self.out = config, Path(out)
         self.device = pick_device(device)
-        self.source = SampleSource(dataset, config.size, warn)
+        self.batches = ParserBatches(dataset, config.size, config.batch, config.seed)
+        self.warnings = Warnings(warn)
         torch.manual_seed(config.seed)
         self.net_config = UNetConfig(base=config.base, depth=config.depth)
         self.model = UNet(self.net_config).to(self.device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.weights = class_weights(label_frequencies(self.source, 64, seed=config.seed), config.weight_power)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=self.device.type == "cuda")
+        frequencies = label_frequencies(SampleSource(dataset, config.size, lambda m: self.warnings([m])), 64, seed=config.seed)
+        self.weights = class_weights(frequencies, config.weight_power)
         self.loss_fn = torch.nn.CrossEntropyLoss(weight=self.weights.to(self.device))
         self.step = 0
 
-    def batch(self, step: int):
-        rng = step_rng(self.config.seed, step)
-        idx = rng.integers(0, len(self.source.dataset), self.config.batch)
-        flips = (rng.random(self.config.batch) < 0.5).tolist()
-        x, y = batch_tensors([self.source.get(int(i)) for i in idx], flips)
-        return x.to(self.device), y.to(self.device)
-
-    def train_step(self) -> float:
+    def train_step(self, item=None) -> float:
+        """One step on `item` (from `self.batches(self.step)`, built here when None)."""
+        (x, y), messages = item if item is not None else self.batches(self.step)
+        self.warnings(messages)
         self.model.train()
-        x, y = self.batch(self.step)
+        x, y = to_training(x, y, self.device)
         loss = self.loss_fn(self.model(x), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -142,14 +150,16 @@ def export_parser_weights(model, path: Path, *, step: int, config: dict, data: s
 
 
 def run_training(trainer: ParserTrainer, steps: int, *, data_description: str,
-                 on_step: Callable[[int, float], None] | None = None) -> list[float]:
-    """Train until `steps` total steps, checkpointing every config.checkpoint_every and at the end."""
+                 on_step: Callable[[int, float], None] | None = None, workers: int | None = None) -> list[float]:
+    """Train until `steps` total steps, checkpointing every config.checkpoint_every and at the end; `workers`
+    data-loading processes (None: default_workers)."""
     log = RunLog(trainer.out)
     log.truncate_after(trainer.step)
     losses = []
     try:
-        while trainer.step < steps:
-            loss = trainer.train_step()
+        workers = default_workers(trainer.device) if workers is None else workers
+        for item in step_batches(trainer.batches, trainer.step, steps, workers, pin=trainer.device.type == "cuda"):
+            loss = trainer.train_step(item)
             losses.append(loss)
             log.scalars(trainer.step, {"loss/parser_ce": loss})
             if on_step:
