@@ -16,7 +16,7 @@ from dataclasses import replace
 
 
 def run(config, steps: int, device: str, *, workers: int | None = None, fixed: bool = False,
-        compile: bool = False) -> float:
+        compile: bool = False, profile: bool = False, **options) -> float:
     """it/s of GANTrainer steps after 3 warm-up steps. Batches come as in `mgpe train` (prefetched by `workers`
     processes, default as there), or, with fixed=True, two prepared batches are reused (compute alone)."""
     from itertools import cycle
@@ -27,7 +27,7 @@ def run(config, steps: int, device: str, *, workers: int | None = None, fixed: b
 
     with tempfile.TemporaryDirectory() as out:
         trainer = GANTrainer(SyntheticSet(64, config.resolution), out, config, parser_weights=None, device=device,
-                             compile=compile)
+                             compile=compile, **options)
         cuda = trainer.device.type == "cuda"
         if fixed:
             items = cycle([trainer.batches(0), trainer.batches(1)])
@@ -42,7 +42,17 @@ def run(config, steps: int, device: str, *, workers: int | None = None, fixed: b
         for _ in range(steps):
             trainer.train_step(next(items))
         sync()
-        return steps / (time.perf_counter() - t)
+        rate = steps / (time.perf_counter() - t)
+        if profile:
+            from torch.profiler import ProfilerActivity
+            from torch.profiler import profile as torch_profile
+
+            with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                for _ in range(4):
+                    trainer.train_step(next(items))
+                sync()
+            print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=50))
+        return rate
 
 
 def cpu_figures(steps: int) -> None:
@@ -70,7 +80,7 @@ def cpu_figures(steps: int) -> None:
           f"{params / 1e6:.2f} M parameters (budget 64 GFLOPs)")
 
 
-def gpu_figures(steps: int, batch: int, compile: bool) -> None:
+def gpu_figures(steps: int, batch: int, compile: bool, variants: bool = False) -> None:
     import torch
 
     from mgpe_toolkit.nets.config import PRESETS
@@ -88,6 +98,13 @@ def gpu_figures(steps: int, batch: int, compile: bool) -> None:
     if compile:
         print(f"{name}: {run(paper, steps, 'cuda', fixed=True, compile=True):.2f} it/s compute alone, "
               "networks compiled (--compile)")
+    if variants:
+        for amp in (True, False):
+            for cl in (True, False):
+                what = f"{'bf16 autocast' if amp else 'fp32 (TF32 convolutions)'}, {'channels-last' if cl else 'NCHW'}"
+                print(f"paper, batch {paper.batch}, compute alone, {what}: "
+                      f"{run(paper, steps, 'cuda', fixed=True, amp=amp, channels_last=cl):.2f} it/s")
+        run(paper, 3, "cuda", fixed=True, profile=True)
 
 
 def main() -> None:
@@ -98,12 +115,14 @@ def main() -> None:
     ap.add_argument("--gpu-batch", type=int, default=8)
     ap.add_argument("--compile", action="store_true", help="also time the compiled networks on the GPU")
     ap.add_argument("--gpu-only", action="store_true", help="skip the CPU and FLOP figures")
+    ap.add_argument("--variants", action="store_true",
+                    help="also time bf16/fp32 x channels-last/NCHW on the GPU and print a kernel profile")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     if not args.gpu_only:
         cpu_figures(args.steps)
     if torch.cuda.is_available():
-        gpu_figures(args.steps, args.gpu_batch, args.compile)
+        gpu_figures(args.steps, args.gpu_batch, args.compile, args.variants)
     else:
         print("no CUDA GPU: GPU figures skipped")
 

@@ -81,7 +81,9 @@ def file_digest(path: Path) -> str:
 
 class GANTrainer:
     def __init__(self, dataset: Dataset, out: str | Path, config: GANConfig, *, parser_weights: str | Path | None,
-                 device: str = "auto", compile: bool = False, warn: Callable[[str], None] | None = None):
+                 device: str = "auto", compile: bool = False, warn: Callable[[str], None] | None = None,
+                 amp: bool | None = None, channels_last: bool | None = None):
+        """amp (bf16 autocast) and channels_last default to True on CUDA, False elsewhere."""
         import torch
 
         from ..nets.discriminator import MultiScaleDiscriminator
@@ -111,10 +113,12 @@ class GANTrainer:
             for p in self.parser.parameters():
                 p.requires_grad_(False)
             self.parser_info = {"parser": str(parser_weights), "parser_sha256_16": file_digest(Path(parser_weights))}
-        self.amp = self.device.type == "cuda"
-        if self.device.type == "cuda":
+        cuda = self.device.type == "cuda"
+        self.amp = cuda if amp is None else amp
+        if cuda if channels_last is None else channels_last:
             self.G = self.G.to(memory_format=torch.channels_last)
             self.D = self.D.to(memory_format=torch.channels_last)
+        if cuda:
             torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution once
         if compile:  # in place (state_dict keys unchanged), each network the training step calls
             for module in (*self.G.encoders.values(), *self.G.decoders.values(), self.G.mask_encoder,
