@@ -51,9 +51,10 @@ HELEN_LABELS: tuple[str, ...] = (
 HELEN_TO_CANONICAL = ("background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "nose", "u_lip", "mouth",
                        "l_lip", "hair")
 # Canonical classes Helen has no class for, and the Helen class that covers them in Helen's annotations
-# (Helen's face skin stops at the face outline: ears, like the neck, are left as background).
+# (Helen's face skin stops at the face outline: ears, like the neck, are left as background; head wear is
+# background too, as the headscarf of the Helen sample 4.png shows).
 HELEN_FALLBACK: dict[str, str] = {
-    "eye_g": "skin", "l_ear": "background", "r_ear": "background", "hat": "hair",
+    "eye_g": "skin", "l_ear": "background", "r_ear": "background", "hat": "background",
     "ear_r": "background", "neck_l": "background", "neck": "background", "cloth": "background",
 }
 

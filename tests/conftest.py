@@ -20,3 +20,12 @@ def astronaut():
     import skimage.data
 
     return skimage.data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def grace_hopper():
+    import matplotlib.cbook
+
+    from mgpe_toolkit.io import read_image
+
+    return read_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))

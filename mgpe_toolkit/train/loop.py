@@ -67,8 +67,10 @@ def step_batches(make: Callable, start: int, stop: int, workers: int = 0, pin: b
         return
     from torch.utils.data import DataLoader
 
+    # Spawned, not forked: a child forked while OpenCV's or mediapipe's threads hold a lock can hang forever.
     yield from DataLoader(_Steps(make, start, stop), batch_size=None, shuffle=False, num_workers=workers,
-                          pin_memory=pin, prefetch_factor=4, worker_init_fn=_worker_init)
+                          pin_memory=pin, prefetch_factor=4, worker_init_fn=_worker_init,
+                          multiprocessing_context="spawn", persistent_workers=False)
 
 
 class Warnings:
