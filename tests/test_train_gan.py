@@ -54,6 +54,18 @@ def test_worker_processes_give_the_same_training(tmp_path):
     assert runs[0] == runs[1] and len(runs[0]) == 4 and "global" in runs[0][0]
 
 
+def test_compile_reaches_every_network_the_step_calls(tmp_path):
+    from dataclasses import replace
+
+    cfg = replace(PRESETS["tiny"], lambda_gp=0.0)
+    trainer = GANTrainer(SyntheticSet(4, 64), tmp_path, cfg, parser_weights=None, device="cpu", compile=True)
+    called = [*trainer.G.encoders.values(), *trainer.G.decoders.values(), trainer.G.mask_encoder,
+              trainer.G.generator, trainer.G.bg_encoder, trainer.G.fuser, trainer.D]
+    assert all(m._compiled_call_impl is not None for m in called)
+    assert set(trainer.G.state_dict()) == set(GANTrainer(SyntheticSet(4, 64), tmp_path / "b", cfg, parser_weights=None,
+                                                          device="cpu").G.state_dict())
+
+
 def test_resume_is_exact(tmp_path, parser64):
     cfg = PRESETS["tiny"]
     from dataclasses import replace

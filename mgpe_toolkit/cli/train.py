@@ -47,7 +47,7 @@ def train_main(
                                                  help="Frozen parser P_F for the parsing loss (from `mgpe train parser`)."),
     sets: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set lambda_gp=0 --set batch=2."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:N."),
-    compile_: bool = typer.Option(False, "--compile", help="torch.compile the generator."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile every network the training step runs."),
     workers: Optional[int] = _workers_option(),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.safetensors."),
 ):

@@ -91,7 +91,6 @@ class GANTrainer:
 
         self.config, self.out = config, Path(out)
         self.device = pick_device(device)
-        self.dataset = dataset
         self.batches = GANBatches(dataset, config.resolution, config.batch, config.seed)
         self.warnings = Warnings(warn)
         torch.manual_seed(config.seed)
