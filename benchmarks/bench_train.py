@@ -23,7 +23,7 @@ def run(config, steps: int, device: str, *, workers: int | None = None, fixed: b
 
     from mgpe_toolkit.train.data import SyntheticSet
     from mgpe_toolkit.train.gan import GANTrainer
-    from mgpe_toolkit.train.loop import default_workers, step_batches
+    from mgpe_toolkit.train.loop import step_batches
 
     with tempfile.TemporaryDirectory() as out:
         trainer = GANTrainer(SyntheticSet(64, config.resolution), out, config, parser_weights=None, device=device,
@@ -32,8 +32,7 @@ def run(config, steps: int, device: str, *, workers: int | None = None, fixed: b
         if fixed:
             items = cycle([trainer.batches(0), trainer.batches(1)])
         else:
-            workers = default_workers(trainer.device) if workers is None else workers
-            items = step_batches(trainer.batches, 0, steps + 3, workers, pin=cuda)
+            items = step_batches(trainer.batches, 0, steps + 3, trainer.device, workers)
         sync = (lambda: __import__("torch").cuda.synchronize()) if cuda else (lambda: None)
         for _ in range(3):  # warm-up (and compilation)
             trainer.train_step(next(items))

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import InputError, UsageError
 from ..nets.config import GANConfig
 from .data import BatchMaker, Dataset, SampleSource, batch_tensors, stack_samples, to_training
-from .loop import RunLog, Warnings, default_workers, pick_device, step_batches, step_rng
+from .loop import RunLog, Warnings, pick_device, step_batches, step_rng
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "mgpe-gan.safetensors"
@@ -344,8 +344,7 @@ def run_gan_training(trainer: GANTrainer, steps: int, *, data_description: str,
     history = []
     cfg = trainer.config
     try:
-        workers = default_workers(trainer.device) if workers is None else workers
-        for item in step_batches(trainer.batches, trainer.step, steps, workers, pin=trainer.device.type == "cuda"):
+        for item in step_batches(trainer.batches, trainer.step, steps, trainer.device, workers):
             losses = trainer.train_step(item)
             history.append(losses)
             log.scalars(trainer.step, {f"loss/{k}": v for k, v in losses.items()})

@@ -58,9 +58,11 @@ def _worker_init(_: int) -> None:
     cv2.setNumThreads(1)
 
 
-def step_batches(make: Callable, start: int, stop: int, workers: int = 0, pin: bool = False) -> Iterator:
-    """make(step) for step in [start, stop), in order. With workers > 0, worker processes build them ahead of
-    the training step; `make` depends on the step alone, so the batches are the same either way."""
+def step_batches(make: Callable, start: int, stop: int, device, workers: int | None = None) -> Iterator:
+    """make(step) for step in [start, stop), in order, for training on `device`. With workers > 0 (None:
+    default_workers), worker processes build them ahead of the training step; `make` depends on the step
+    alone, so the batches are the same either way."""
+    workers = default_workers(device) if workers is None else workers
     if workers <= 0:
         for step in range(start, stop):
             yield make(step)
@@ -69,7 +71,7 @@ def step_batches(make: Callable, start: int, stop: int, workers: int = 0, pin: b
 
     # Spawned, not forked: a child forked while OpenCV's or mediapipe's threads hold a lock can hang forever.
     yield from DataLoader(_Steps(make, start, stop), batch_size=None, shuffle=False, num_workers=workers,
-                          pin_memory=pin, prefetch_factor=4, worker_init_fn=_worker_init,
+                          pin_memory=device.type == "cuda", prefetch_factor=4, worker_init_fn=_worker_init,
                           multiprocessing_context="spawn", persistent_workers=False)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import UsageError
 from .data import BatchMaker, Dataset, SampleSource, batch_tensors, stack_samples, to_training
-from .loop import RunLog, Warnings, default_workers, pick_device, step_batches, step_rng
+from .loop import RunLog, Warnings, pick_device, step_batches, step_rng
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "parser-unet.safetensors"
@@ -72,7 +72,8 @@ class ParserTrainer:
         self.net_config = UNetConfig(base=config.base, depth=config.depth)
         self.model = UNet(self.net_config).to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=self.device.type == "cuda")
-        frequencies = label_frequencies(SampleSource(dataset, config.size, lambda m: self.warnings([m])), 64, seed=config.seed)
+        counted = SampleSource(dataset, config.size, lambda m: self.warnings([m]))
+        frequencies = label_frequencies(counted, 64, seed=config.seed)
         self.weights = class_weights(frequencies, config.weight_power)
         self.loss_fn = torch.nn.CrossEntropyLoss(weight=self.weights.to(self.device))
         self.step = 0
@@ -152,13 +153,12 @@ def export_parser_weights(model, path: Path, *, step: int, config: dict, data: s
 def run_training(trainer: ParserTrainer, steps: int, *, data_description: str,
                  on_step: Callable[[int, float], None] | None = None, workers: int | None = None) -> list[float]:
     """Train until `steps` total steps, checkpointing every config.checkpoint_every and at the end; `workers`
-    data-loading processes (None: default_workers)."""
+    data-loading processes (None: loop.default_workers)."""
     log = RunLog(trainer.out)
     log.truncate_after(trainer.step)
     losses = []
     try:
-        workers = default_workers(trainer.device) if workers is None else workers
-        for item in step_batches(trainer.batches, trainer.step, steps, workers, pin=trainer.device.type == "cuda"):
+        for item in step_batches(trainer.batches, trainer.step, steps, trainer.device, workers):
             loss = trainer.train_step(item)
             losses.append(loss)
             log.scalars(trainer.step, {"loss/parser_ce": loss})
