@@ -121,47 +121,21 @@ def _write(photo: Path, out: Path, pasted, aligned, aligned_out: bool) -> Outcom
 
 
 # -- the learned stages on whole batches ------------------------------------------------------------------------
-def _tensors(faces: list[PreparedFace], masks: list[np.ndarray], size: int):
-    """Network inputs for a batch: crops of `faces` under their own masks, and `masks` as targets."""
-    import cv2
-
-    import torch
-
-    from .nets.framework import centres_of, component_crops, foreground_region
-
-    def img(a):
-        if a.shape[0] != size:
-            a = cv2.resize(a, (size, size), interpolation=cv2.INTER_AREA if a.shape[0] > size else cv2.INTER_LINEAR)
-        return a.astype(np.float32) / 127.5 - 1
-
-    def lab(m):
-        return m if m.shape[0] == size else cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST)
-
-    x = np.stack([img(f.image) for f in faces]).transpose(0, 3, 1, 2)
-    src_masks = np.stack([lab(f.mask.labels) for f in faces])
-    crops = component_crops(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(src_masks),
-                            centres_of(src_masks))
-    tgt = np.stack([lab(m) for m in masks])
-    onehot = np.eye(19, dtype=np.float32)[tgt].transpose(0, 3, 1, 2)
-    removed = foreground_region(torch.from_numpy(tgt)).numpy()
-    return {n: c.numpy() for n, c in crops.items()}, onehot, centres_of(tgt), removed
-
-
 def run_learned_batch(runner, task: BatchTask, items: list, source: PreparedFace | None) -> list[Outcome]:
     import cv2
 
     from .align import paste_back
     from .labels import COMPONENTS, face_hair_region
+    from .nets.framework import edit_inputs
 
     size = runner.resolution
     faces = [it[2] for it in items]
     masks = [it[3] for it in items]
-    crops, onehot, centres, removed = _tensors(faces, masks, size)
-    targets = np.stack([(cv2.resize(f.image, (size, size)) if f.image.shape[0] != size else f.image)
-                        .astype(np.float32) / 127.5 - 1 for f in faces]).transpose(0, 3, 1, 2)
+    crops, onehot, centres, removed, targets = edit_inputs([f.image for f in faces], [f.mask.labels for f in faces],
+                                                           masks, size)
     feats = runner.encode(crops)
     if task.kind in ("swap", "transfer"):
-        src_crops, _, _, _ = _tensors([source], [source.mask.labels], size)
+        src_crops = edit_inputs([source.image], [source.mask.labels], [source.mask.labels], size)[0]
         src_feats = runner.encode(src_crops)
         names = list(COMPONENTS) if task.kind == "swap" else task.components
         for n in names:

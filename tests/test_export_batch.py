@@ -65,14 +65,13 @@ def test_fp16_export_stays_close(weights, tmp_path):
 
 
 def test_onnx_runner_matches_torch_runner_on_real_inputs(exported, weights):
-    from mgpe_toolkit.batch import _tensors
     from mgpe_toolkit.data.synthetic import synthetic_portrait
     from mgpe_toolkit.export.runtime import OnnxRunner, TorchRunner
-    from mgpe_toolkit.types import FaceMask, PreparedFace
+    from mgpe_toolkit.nets.framework import edit_inputs
 
-    faces = [PreparedFace(p.image, FaceMask(p.mask)) for p in (synthetic_portrait(i, 64) for i in range(4))]
-    crops, onehot, centres, removed = _tensors(faces, [f.mask.labels for f in faces], 64)
-    target = np.stack([f.image for f in faces]).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+    faces = [synthetic_portrait(i, 64) for i in range(4)]
+    masks = [p.mask for p in faces]
+    crops, onehot, centres, removed, target = edit_inputs([p.image for p in faces], masks, masks, 64)
     results = []
     for runner in (OnnxRunner(Path(exported).parent, "CPUExecutionProvider"), TorchRunner(weights / "mgpe-gan.safetensors", "cpu")):
         results.append(runner.render(runner.encode(crops), onehot, centres, target, removed))

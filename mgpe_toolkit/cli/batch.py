@@ -24,12 +24,18 @@ def export_onnx_cmd(
     out: str = typer.Option("exports", "--out", help="Output folder for *.onnx and manifest.json."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (13..21)."),
     fp16: bool = typer.Option(False, "--fp16", help="Half-precision graphs (*.fp16.onnx, manifest.fp16.json)."),
-    check: bool = typer.Option(True, "--check/--no-check", help="Compare with torch on onnxruntime (CPU)."),
+    int8: bool = typer.Option(False, "--int8", help="int8 convolutions for CPUs, calibrated on --calibrate "
+                              "(*.int8.onnx, manifest.int8.json)."),
+    calibrate: str = typer.Option("synthetic:64", "--calibrate", help="--int8: aligned faces + masks to calibrate "
+                                  "on, as `mgpe train --data` takes them; use faces like those you will edit."),
+    calibrate_count: int = typer.Option(32, "--calibrate-count", min=1, help="--int8: how many of them."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Compare with torch on onnxruntime (CPU); "
+                               "--int8: on 16 faces the calibration did not see."),
 ):
     """Write encoders, generator (with the feature placement), fuser and parser as ONNX graphs."""
     from rich.table import Table
 
-    from ..export.onnx import export_onnx, parity
+    from ..export.onnx import export_onnx, measure_export, parity
 
     if weights is None:
         weights = str(DEMO / "mgpe-gan.safetensors")
@@ -38,18 +44,34 @@ def export_onnx_cmd(
     for label, path in (("--weights", weights), ("--parser-weights", parser_weights)):
         if path and not Path(path).is_file():
             fail(f"{label} {path}: no such file")
-    manifest = export_onnx(weights, out, parser_weights=parser_weights, opset=opset, fp16=fp16)
-    table = Table(title=f"exported to {out} (opset {opset}, {'fp16' if fp16 else 'fp32'})")
-    for col in ("graph", "file", "inputs", "max |torch - onnxruntime|"):
-        table.add_column(col)
-    diffs = parity(weights, manifest, parser_weights=parser_weights) if check else {}
+    if fp16 and int8:
+        fail("give --fp16 or --int8, not both")
+    precision = "fp16" if fp16 else "int8" if int8 else "fp32"
+    manifest = export_onnx(weights, out, parser_weights=parser_weights, opset=opset, precision=precision,
+                           calibrate=calibrate, calibrate_count=calibrate_count)
     import json
 
-    for name, g in json.loads(Path(manifest).read_text())["graphs"].items():
+    man = json.loads(Path(manifest).read_text())
+    table = Table(title=f"exported to {out} (opset {opset}, {precision})")
+    last = "full-resolution convs kept fp32" if int8 else "max |torch - onnxruntime|"
+    for col in ("graph", "file", "inputs", last):
+        table.add_column(col)
+    diffs = parity(weights, manifest, parser_weights=parser_weights) if check and not int8 else {}
+    for name, g in man["graphs"].items():
         ins = ", ".join(f"{i['name']}{tuple(i['shape'])}" for i in g["inputs"])
-        table.add_row(name, g["file"], ins, f"{diffs[name]:.2e}" if name in diffs else "-")
-    _console().print(table)
-    _console().print(f"manifest: {manifest}")
+        cell = str(man["calibration"]["fp32_convs"][name]) if int8 else f"{diffs[name]:.2e}" if name in diffs else "-"
+        table.add_row(name, g["file"], ins, cell)
+    con = _console()
+    con.print(table)
+    if int8:
+        con.print(f"calibrated on {man['calibration']['count']} faces of {man['calibration']['data']}")
+    if int8 and check:
+        q, described = measure_export(weights, manifest, parser_weights=parser_weights)
+        parsed = f"; parser agrees on {q.parser_agreement:.1%} of pixels" if q.parser_agreement is not None else ""
+        con.print(f"int8 vs fp32 torch on {q.faces} held-out faces ({described}): image PSNR {q.image_psnr:.1f} dB "
+                  f"(worst {q.worst_psnr:.1f}); reconstruction PSNR {q.recon_psnr_fp32:.2f} dB in fp32, "
+                  f"{q.recon_psnr_int8:.2f} in int8{parsed}")
+    con.print(f"manifest: {manifest}")
 
 
 @app.command("batch")
@@ -62,7 +84,8 @@ def batch_cmd(
     from_: Optional[str] = typer.Option(None, "--from", help="The face whose components --transfer takes."),
     shape: str = typer.Option("target", "--shape", help="swap: whose mask shapes are kept (target|source)."),
     backend: str = typer.Option("auto", "--backend", help="auto, classical, onnx (an export) or torch (weights)."),
-    exports: str = typer.Option("exports", "--exports", help="Folder with manifest.json for --backend onnx."),
+    exports: str = typer.Option("exports", "--exports", help="For --backend onnx: a folder with manifest.json, or "
+                                "a manifest file (exports/manifest.int8.json for the int8 graphs)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="mgpe-gan.safetensors for --backend torch."),
     providers: str = typer.Option("auto", "--providers", help="onnxruntime providers, e.g. "
                                   "CUDAExecutionProvider,CPUExecutionProvider (default: best available)."),
@@ -98,7 +121,8 @@ def batch_cmd(
     if face_source is not None and not Path(face_source).is_file():
         fail(f"{face_source}: no such file")
     if backend == "auto":
-        backend = "onnx" if (Path(exports) / "manifest.json").is_file() else ("torch" if weights else "classical")
+        exported = Path(exports).is_file() or (Path(exports) / "manifest.json").is_file()
+        backend = "onnx" if exported else ("torch" if weights else "classical")
     kind = "edit" if mask_op else ("swap" if swap_from else "transfer")
     task = BatchTask(kind=kind, ops=list(mask_op), source=face_source, components=components, shape=shape,
                      backend=backend, parser=parser, aligner=aligner, aligned_out=aligned_out)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ from ..labels import COMPONENTS
 from ..nets.framework import COMPONENT_NAMES, FULL, PLACED
 
 DEFAULT_OPSET = 17
+HELD_OUT_SEED = 50000  # synthetic portraits from here on are never used for training or calibration
 
 
 class EncodersGraph(nn.Module):
@@ -124,20 +127,26 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
 def export_onnx(weights: str | Path, out: str | Path, *, parser_weights: str | Path | None = None,
-                opset: int = DEFAULT_OPSET, fp16: bool = False) -> Path:
-    """Export every learned stage of `weights` (and the parser) to `out`; returns the manifest path."""
+                opset: int = DEFAULT_OPSET, precision: str = "fp32", calibrate: str = "synthetic:32",
+                calibrate_count: int = 32) -> Path:
+    """Export every learned stage of `weights` (and the parser) to `out`; returns the manifest path.
+    int8 graphs are calibrated on `calibrate_count` aligned faces of `calibrate` (a training data spec)."""
     from ..stages.parse_unet import load_unet
     from ..train.gan import load_generator
 
     if not 13 <= opset <= 21:
         raise UsageError(f"--opset {opset}: supported range is 13..21")
+    if precision not in PRECISIONS:
+        raise UsageError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     framework = load_generator(weights, "cpu")
     cfg = framework.config
     examples = example_inputs(cfg)
-    suffix = ".fp16.onnx" if fp16 else ".onnx"
     graphs = {"encoders": EncodersGraph(framework), "generator": GeneratorGraph(framework), "fuser": FuserGraph(framework)}
     parser_size = None
     if parser_weights:
@@ -145,25 +154,78 @@ def export_onnx(weights: str | Path, out: str | Path, *, parser_weights: str | P
         graphs["parser"] = parser
         if parser_size != cfg.resolution:
             examples["parser"] = {"image": torch.rand(2, 3, parser_size, parser_size) * 2 - 1}
-    described = {}
-    for name, module in graphs.items():
-        path = out / f"{name}{suffix}"
-        _export_one(module, examples[name], OUTPUTS[name], path, opset, fp16)
-        described[name] = _describe(path)
+    suffix = "" if precision == "fp32" else f".{precision}"
+    files = {name: out / f"{name}{suffix}.onnx" for name in graphs}
+    calibration = None
+    with tempfile.TemporaryDirectory(dir=out, prefix=".fp32-") as work:
+        # int8 starts from fp32 graphs, kept out of `out` so an fp32 export there is left as it was
+        first = files if precision != "int8" else {name: Path(work) / f"{name}.onnx" for name in graphs}
+        for name, module in graphs.items():
+            _export_one(module, examples[name], OUTPUTS[name], first[name], opset, precision == "fp16")
+        if precision == "int8":
+            calibration = _quantize(first, files, cfg.resolution, parser_size, calibrate, calibrate_count)
     manifest = {
-        "format": "mgpe-onnx-1", "opset": opset, "precision": "fp16" if fp16 else "fp32",
+        "format": "mgpe-onnx-1", "opset": opset, "precision": precision,
         "resolution": cfg.resolution, "parser_resolution": parser_size, "config": cfg.to_dict(),
         "weights": {"file": str(Path(weights).resolve()), "sha256_16": _digest(Path(weights))},
         "parser_weights": ({"file": str(Path(parser_weights).resolve()), "sha256_16": _digest(Path(parser_weights))}
                            if parser_weights else None),
         "components": {n: {"crop": list(COMPONENTS[n].crop_size(cfg.resolution)),
                            "placed": n in PLACED, "masked_full_image": n in FULL} for n in COMPONENT_NAMES},
-        "graphs": described,
+        "graphs": {name: _describe(path) for name, path in files.items()},
         "value_range": "images in [-1, 1]; centres in image pixels (x, y) of left_eye, right_eye, mouth",
     }
-    name = "manifest.fp16.json" if fp16 else "manifest.json"
-    write_json(out / name, manifest)
-    return out / name
+    if calibration is not None:
+        manifest["calibration"] = asdict(calibration)
+    return write_json(out / f"manifest{suffix}.json", manifest)
+
+
+def calibration_faces(spec: str, count: int, size: int, skip: int = 0):
+    """`count` aligned faces (uint8 images, canonical masks) at `size` from a training data spec, spread over
+    the set by a fixed permutation, after the first `skip` of it; bad files are skipped (and said).
+    Returns (images, masks, description)."""
+    from ..train.data import SampleSource, SyntheticSet, open_dataset
+
+    if count < 1:
+        raise UsageError(f"--calibrate-count {count}: must be at least 1")
+    dataset = open_dataset(spec, size=size, option="--calibrate")
+    if skip and isinstance(dataset, SyntheticSet):
+        dataset = SyntheticSet(count, size, seed=HELD_OUT_SEED)  # held-out portraits, as the demo card's metrics
+        skip = 0
+    picks = np.random.default_rng(0).permutation(len(dataset))[skip:skip + count]
+    if not len(picks):
+        raise UsageError(f"{dataset.describe()}: no faces left after the first {skip}")
+    source = SampleSource(dataset, size, lambda message: warnings.warn(message, stacklevel=2))
+    samples = [source.get(int(i)) for i in picks]
+    return [s.image for s in samples], [s.mask for s in samples], dataset.describe()
+
+
+def measure_export(weights: str | Path, manifest: str | Path, *, parser_weights: str | Path | None = None,
+                   faces: int = 16):
+    """int8 against fp32 torch on `faces` aligned faces the calibration did not see (Int8Quality, description)."""
+    from .quantize import measure_int8
+
+    man = json.loads(Path(manifest).read_text())
+    cal = man["calibration"]
+    spec = cal["spec"]
+    images, masks, described = calibration_faces(spec, faces, man["resolution"], skip=cal["count"])
+    return measure_int8(weights, manifest, images, masks, parser_weights), described
+
+
+def _quantize(fp32: dict[str, Path], files: dict[str, Path], size: int, parser_size: int | None, spec: str,
+              count: int):
+    import cv2
+
+    from .quantize import Calibration, edit_batches, quantize_graphs
+
+    images, masks, described = calibration_faces(spec, count, size)
+    parser_images = None
+    if parser_size:
+        x = np.stack([cv2.resize(a, (parser_size, parser_size), interpolation=cv2.INTER_AREA)
+                      if a.shape[0] != parser_size else a for a in images]).astype(np.float32) / 127.5 - 1
+        parser_images = [np.ascontiguousarray(x[i:i + 8].transpose(0, 3, 1, 2)) for i in range(0, len(x), 8)]
+    kept = quantize_graphs(fp32, files, edit_batches(images, masks, size), parser_images)
+    return Calibration(spec, described, len(images), fp32_convs=kept)
 
 
 def parity(weights: str | Path, manifest: str | Path, *, parser_weights: str | Path | None = None,

@@ -51,6 +51,29 @@ def component_crops(images: torch.Tensor, masks: torch.Tensor, centres: np.ndarr
     return crops
 
 
+def edit_inputs(images: list[np.ndarray], masks: list[np.ndarray], targets: list[np.ndarray], size: int):
+    """What the learned stages take for a batch of aligned faces: crops of `images` (uint8 RGB) under their own
+    `masks`, and `targets` (edited masks) as the masks to paint. Everything is brought to `size` first.
+    Returns (crops, target one-hot, target centres, removal mask, target images), numpy, images in [-1, 1]."""
+    import cv2
+
+    def img(a):
+        if a.shape[0] != size:
+            a = cv2.resize(a, (size, size), interpolation=cv2.INTER_AREA if a.shape[0] > size else cv2.INTER_LINEAR)
+        return a.astype(np.float32) / 127.5 - 1
+
+    def lab(m):
+        return m if m.shape[0] == size else cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST)
+
+    x = np.ascontiguousarray(np.stack([img(a) for a in images]).transpose(0, 3, 1, 2))
+    src = np.stack([lab(m) for m in masks])
+    crops = component_crops(torch.from_numpy(x), torch.from_numpy(src), centres_of(src))
+    tgt = np.stack([lab(m) for m in targets])
+    one = np.eye(NUM_CLASSES, dtype=np.float32)[tgt].transpose(0, 3, 1, 2)
+    removed = foreground_region(torch.from_numpy(tgt)).numpy()
+    return {n: c.numpy() for n, c in crops.items()}, one, centres_of(tgt), removed, x
+
+
 class MaskGuidedFramework(nn.Module):
     def __init__(self, config: GANConfig):
         super().__init__()

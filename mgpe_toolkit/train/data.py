@@ -92,18 +92,19 @@ class PairFolder:
         return f"{len(self)} pairs from {self.images_dir} + {self.masks_dir} ({self.labels} labels)"
 
 
-def open_dataset(data: str, masks: str | None = None, labels: str = "canonical", size: int = 128) -> Dataset:
+def open_dataset(data: str, masks: str | None = None, labels: str = "canonical", size: int = 128,
+                 option: str = "--data") -> Dataset:
     """`synthetic:N`, a CelebAMask-HQ folder, a folder with images/ and masks/ (or labels/) inside, or an image
     folder plus `masks` (e.g. what `mgpe align` + `mgpe parse` write; Helen with labels="helen")."""
     if data.startswith("synthetic:"):
         try:
             n = int(data.split(":", 1)[1])
         except ValueError:
-            raise UsageError(f"--data {data!r}: expected synthetic:N with N a number") from None
+            raise UsageError(f"{option} {data!r}: expected synthetic:N with N a number") from None
         return SyntheticSet(n, size)
     root = Path(data)
     if not root.is_dir():
-        raise UsageError(f"--data {data}: no such folder")
+        raise UsageError(f"{option} {data}: no such folder")
     if (root / "CelebAMask-HQ-mask-anno").is_dir():
         return CelebAMaskHQ(root)
     if masks:
@@ -111,7 +112,7 @@ def open_dataset(data: str, masks: str | None = None, labels: str = "canonical",
     for sub in ("masks", "labels"):
         if (root / "images").is_dir() and (root / sub).is_dir():
             return PairFolder(root / "images", root / sub, labels)
-    raise UsageError(f"--data {data}: expected images/ and masks/ (or labels/) inside, or give --masks DIR")
+    raise UsageError(f"{option} {data}: expected images/ and masks/ (or labels/) inside, or give --masks DIR")
 
 
 _SWAP = np.arange(256, dtype=np.uint8)
