@@ -59,7 +59,7 @@ def test_onnxruntime_matches_torch_in_fp32_at_another_batch_size(exported, weigh
 
 
 def test_fp16_export_stays_close(weights, tmp_path):
-    manifest = export_onnx(weights / "mgpe-gan.safetensors", tmp_path, fp16=True)
+    manifest = export_onnx(weights / "mgpe-gan.safetensors", tmp_path, precision="fp16")
     diffs = parity(weights / "mgpe-gan.safetensors", manifest)
     assert max(diffs.values()) < 2e-2, diffs  # measured ~3e-3 with random tiny weights
 
