@@ -27,6 +27,11 @@ def int8(tmp_path_factory):
                        precision="int8", calibrate="synthetic:40", calibrate_count=24)
 
 
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory):
+    return export_onnx(DEMO / "mgpe-gan.safetensors", tmp_path_factory.mktemp("fp32"))
+
+
 def test_int8_manifest_records_the_calibration_and_leaves_fp32_exports_alone(int8):
     out = Path(int8).parent
     man = json.loads(Path(int8).read_text())
@@ -63,15 +68,21 @@ def test_int8_stays_close_to_fp32_on_faces_the_calibration_did_not_see(int8):
     assert quality.parser_agreement > 0.99, quality
 
 
-def test_batch_runs_an_int8_manifest(int8, tmp_path, astronaut):
+def test_batch_runs_an_int8_manifest_close_to_fp32_on_a_real_photo(int8, fp32, tmp_path, astronaut):
+    from mgpe_toolkit.metrics.reconstruction import psnr
+
     write_image(tmp_path / "in" / "astro.png", astronaut)
-    proc = mgpe("batch", tmp_path / "in", tmp_path / "out", "-m", "hair->skin", "--exports", int8,
-                "--workers", "1", "--aligned-out")
-    assert proc.returncode == 0, proc.stderr
-    assert "onnxruntime (CPUExecutionProvider, int8)" in proc.stderr
-    aligned = read_image(tmp_path / "out" / "astro.aligned.png")
-    assert aligned.shape == (256, 256, 3) and aligned.std() > 10
-    assert read_image(tmp_path / "out" / "astro.png").shape == astronaut.shape
+    aligned = {}
+    for name, manifest in (("int8", int8), ("fp32", fp32)):
+        proc = mgpe("batch", tmp_path / "in", tmp_path / name, "-m", "hair->skin", "--exports", manifest,
+                    "--workers", "1", "--aligned-out")
+        assert proc.returncode == 0, proc.stderr
+        assert f"onnxruntime (CPUExecutionProvider, {name})" in proc.stderr
+        assert read_image(tmp_path / name / "astro.png").shape == astronaut.shape
+        aligned[name] = read_image(tmp_path / name / "astro.aligned.png")
+    assert aligned["int8"].shape == (256, 256, 3) and aligned["int8"].std() > 10
+    # calibrated on synthetic portraits, run on a photo: measured 40.8 dB (grace_hopper 39.8)
+    assert 30 < psnr(aligned["int8"], aligned["fp32"]) < 60
 
 
 def test_cli_int8_export_reports_quality_and_rejects_bad_options(tmp_path):
@@ -86,11 +97,6 @@ def test_cli_int8_export_reports_quality_and_rejects_bad_options(tmp_path):
     assert proc.returncode == 2 and "nope: no such folder" in proc.stderr
     assert not (tmp_path / "e3" / "manifest.int8.json").exists()
     assert not [p for p in (tmp_path / "e3").iterdir() if p.name.startswith(".")]  # no work files left behind
-
-
-@pytest.fixture(scope="module")
-def fp32(tmp_path_factory):
-    return export_onnx(DEMO / "mgpe-gan.safetensors", tmp_path_factory.mktemp("fp32"))
 
 
 def test_quantized_output_differs_from_fp32_by_small_steps_not_by_noise(int8, fp32):

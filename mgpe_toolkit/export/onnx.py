@@ -131,10 +131,11 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def export_onnx(weights: str | Path, out: str | Path, *, parser_weights: str | Path | None = None,
-                opset: int = DEFAULT_OPSET, precision: str = "fp32", calibrate: str = "synthetic:32",
-                calibrate_count: int = 32) -> Path:
+                opset: int = DEFAULT_OPSET, precision: str = "fp32", calibrate: str = "synthetic:64",
+                calibrate_count: int = 32, keep_full_resolution: bool = True) -> Path:
     """Export every learned stage of `weights` (and the parser) to `out`; returns the manifest path.
-    int8 graphs are calibrated on `calibrate_count` aligned faces of `calibrate` (a training data spec)."""
+    int8 graphs are calibrated on `calibrate_count` aligned faces of `calibrate` (a training data spec);
+    `keep_full_resolution=False` quantizes the full-resolution convolutions too (to measure what that costs)."""
     from ..stages.parse_unet import load_unet
     from ..train.gan import load_generator
 
@@ -163,7 +164,8 @@ def export_onnx(weights: str | Path, out: str | Path, *, parser_weights: str | P
         for name, module in graphs.items():
             _export_one(module, examples[name], OUTPUTS[name], first[name], opset, precision == "fp16")
         if precision == "int8":
-            calibration = _quantize(first, files, cfg.resolution, parser_size, calibrate, calibrate_count)
+            calibration = _quantize(first, files, cfg.resolution, parser_size, calibrate, calibrate_count,
+                                    keep_full_resolution)
     manifest = {
         "format": "mgpe-onnx-1", "opset": opset, "precision": precision,
         "resolution": cfg.resolution, "parser_resolution": parser_size, "config": cfg.to_dict(),
@@ -213,7 +215,7 @@ def measure_export(weights: str | Path, manifest: str | Path, *, parser_weights:
 
 
 def _quantize(fp32: dict[str, Path], files: dict[str, Path], size: int, parser_size: int | None, spec: str,
-              count: int):
+              count: int, keep_full_resolution: bool):
     import cv2
 
     from .quantize import Calibration, edit_batches, quantize_graphs
@@ -224,7 +226,7 @@ def _quantize(fp32: dict[str, Path], files: dict[str, Path], size: int, parser_s
         x = np.stack([cv2.resize(a, (parser_size, parser_size), interpolation=cv2.INTER_AREA)
                       if a.shape[0] != parser_size else a for a in images]).astype(np.float32) / 127.5 - 1
         parser_images = [np.ascontiguousarray(x[i:i + 8].transpose(0, 3, 1, 2)) for i in range(0, len(x), 8)]
-    kept = quantize_graphs(fp32, files, edit_batches(images, masks, size), parser_images)
+    kept = quantize_graphs(fp32, files, edit_batches(images, masks, size), parser_images, keep_full_resolution)
     return Calibration(spec, described, len(images), fp32_convs=kept)
 
 

@@ -81,10 +81,10 @@ def full_resolution_convs(model_path: Path, size: int) -> list[str]:
 
 
 def quantize_graphs(graphs: dict[str, Path], out: dict[str, Path], batches: list[EditBatch],
-                    parser_images: list[np.ndarray] | None = None) -> dict[str, int]:
+                    parser_images: list[np.ndarray] | None = None, keep_full_resolution: bool = True) -> dict[str, int]:
     """Quantize each fp32 graph in `graphs` (name -> file) to `out[name]`, calibrated on `batches`; the parser
     (when present) on `parser_images`, (N, 3, s, s) float32 in [-1, 1] at its own resolution.
-    Returns how many convolutions of each graph stayed fp32."""
+    Returns how many convolutions of each graph stayed fp32 (none without `keep_full_resolution`)."""
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -113,19 +113,13 @@ def quantize_graphs(graphs: dict[str, Path], out: dict[str, Path], batches: list
             pre = Path(tmp) / f"{name}.pre.onnx"
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
             size = (parser_images if name == "parser" else [b.target for b in batches])[0].shape[-1]
-            keep = full_resolution_convs(pre, size)
+            keep = full_resolution_convs(pre, size) if keep_full_resolution else []
             kept[name] = len(keep)
             with atomic_path(out[name]) as dst:
                 quantize_static(str(pre), str(dst), Reader(feeds[name]), quant_format=QuantFormat.QDQ,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                                 op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_exclude=keep)
     return kept
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of images in [-1, 1] (peak-to-peak 2)."""
-    mse = float(np.mean((np.clip(a, -1, 1) - np.clip(b, -1, 1)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(4.0 / mse)
 
 
 @dataclass
@@ -144,7 +138,11 @@ def measure_int8(weights: str | Path, manifest: str | Path, images: list[np.ndar
                  parser_weights: str | Path | None = None) -> Int8Quality:
     import torch
 
+    from ..metrics.reconstruction import psnr as psnr255
     from .runtime import OnnxRunner, TorchRunner
+
+    def psnr(a, b):  # images in [-1, 1]
+        return psnr255((np.clip(a, -1, 1) + 1) * 127.5, (np.clip(b, -1, 1) + 1) * 127.5)
 
     onnx, ref = OnnxRunner(manifest, "CPUExecutionProvider"), TorchRunner(weights, "cpu")
     got, want, recon, targets = [], [], [], []
