@@ -21,4 +21,4 @@ for key in ("loss/local", "loss/global"):
     print(f"paper on CUDA, {len(rows)} logged steps: {key} first fifth {mean(key, rows[:k]):.3f} -> last fifth {mean(key, rows[-k:]):.3f}")
 PY
 $py benchmarks/bench_train.py --steps 40 --gpu-batch 8 --gpu-only ${COMPILE---compile}
-[ -n "${SKIP_INFER:-}" ] || $py benchmarks/bench_infer.py --config paper --batches 1 16 --runs 10 --no-compile
+[ -n "${SKIP_INFER:-}" ] || $py benchmarks/bench_infer.py --config paper --batches 1 16 --runs 10 --rounds 1 --no-compile
