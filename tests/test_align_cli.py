@@ -1,18 +1,13 @@
 """`mgpe align` as a user runs it: a folder of real photos, a non-face, a corrupt file, resume, several faces."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from mgpe_toolkit.align import apply_affine, template
 from mgpe_toolkit.io import read_image, write_image
+from run_cli import mgpe
 
-
-def mgpe(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mgpe_toolkit", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,4 @@
 """Editing on real photos (astronaut, grace_hopper): edit, transfer, swap+, synth — API, CLI and errors."""
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -10,11 +8,8 @@ from mgpe_toolkit import Pipeline
 from mgpe_toolkit.errors import MgpeError
 from mgpe_toolkit.io import read_image, read_mask, write_image, write_mask
 from mgpe_toolkit.labels import COMPONENTS, LABEL_INDEX as L, component_mask, face_hair_region
+from run_cli import mgpe
 
-
-def mgpe(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mgpe_toolkit", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd)
 
 
 def lab_mean(img, region):

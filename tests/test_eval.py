@@ -1,7 +1,5 @@
 """`mgpe eval` (FID, mask accuracy, reconstruction) and `mgpe augment`."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,10 +9,8 @@ from mgpe_toolkit.errors import UsageError
 from mgpe_toolkit.io import read_image, read_mask, write_image, write_mask
 from mgpe_toolkit.labels import LABEL_INDEX as L
 from mgpe_toolkit.metrics import fid
+from run_cli import mgpe
 
-
-def mgpe(*args):
-    return subprocess.run([sys.executable, "-m", "mgpe_toolkit", *map(str, args)], capture_output=True, text=True)
 
 
 def test_frechet_distance_of_known_gaussians():

@@ -1,7 +1,5 @@
 """ONNX export (checker, manifest, torch parity, dynamic batch) and `mgpe batch` over folders."""
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +13,8 @@ from mgpe_toolkit.nets.framework import MaskGuidedFramework
 from mgpe_toolkit.nets.unet import UNet, UNetConfig
 from mgpe_toolkit.train.gan import export_generator
 from mgpe_toolkit.train.parser import export_parser_weights
+from run_cli import mgpe
 
-
-def mgpe(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mgpe_toolkit", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd)
 
 
 @pytest.fixture(scope="module")

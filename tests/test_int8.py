@@ -1,7 +1,5 @@
 """`mgpe export onnx --int8`: calibrated int8 convolutions, measured against fp32 with the trained demo weights."""
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -11,13 +9,10 @@ import pytest
 
 from mgpe_toolkit.export.onnx import export_onnx, measure_export
 from mgpe_toolkit.io import read_image, write_image
+from run_cli import mgpe
 
 DEMO = Path(__file__).resolve().parents[1] / "models" / "demo-tiny"
 
-
-def mgpe(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "mgpe_toolkit", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +108,19 @@ def test_quantized_output_differs_from_fp32_by_small_steps_not_by_noise(int8, fp
     diff = np.abs(outs[0] - outs[1])
     assert 1e-4 < diff.mean() < 0.03, diff.mean()
 
+
+
+def test_calibrating_on_a_folder_of_aligned_faces(tmp_path):
+    """A user's own faces (images/ + masks/, as `mgpe train --data` takes them); too few to leave any out."""
+    from mgpe_toolkit.data.synthetic import synthetic_portrait
+
+    for i in range(5):
+        p = synthetic_portrait(70000 + i, 64)
+        write_image(tmp_path / "faces" / "images" / f"{i}.png", p.image)
+        write_image(tmp_path / "faces" / "masks" / f"{i}.png", p.mask)
+    proc = mgpe("export", "onnx", "--int8", "--calibrate", tmp_path / "faces", "--calibrate-count", "8",
+                "--out", tmp_path / "e")
+    assert proc.returncode == 0, proc.stderr
+    cal = json.loads((tmp_path / "e" / "manifest.int8.json").read_text())["calibration"]
+    assert cal["count"] == 5 and "5 pairs" in cal["data"], cal
+    assert "calibration faces themselves" in proc.stdout.replace("\n", " ")

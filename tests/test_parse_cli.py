@@ -1,6 +1,4 @@
 """`mgpe parse` as a user runs it: photos, aligned crops with and without sidecars, previews, resume, errors."""
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -8,10 +6,8 @@ import pytest
 from mgpe_toolkit.io import read_image, read_mask, write_image
 from mgpe_toolkit.labels import LABEL_INDEX as L
 from mgpe_toolkit.labels import colorize
+from run_cli import mgpe
 
-
-def mgpe(*args):
-    return subprocess.run([sys.executable, "-m", "mgpe_toolkit", *map(str, args)], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,5 @@
 """`mgpe train`: the (1+1) GAN loop learns on synthetic portraits, resumes exactly, and reads real layouts."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from mgpe_toolkit.nets.config import PRESETS
 from mgpe_toolkit.train.data import CelebAMaskHQ, SyntheticSet
 from mgpe_toolkit.train.gan import GANTrainer, load_generator, run_gan_training
 from mgpe_toolkit.train.parser import ParserTrainConfig, ParserTrainer, run_training
+from run_cli import mgpe
 
 
 @pytest.fixture(scope="module")
@@ -125,9 +124,6 @@ def test_celebamask_hq_layout_merges_parts_and_fixes_sides(tmp_path):
 
 
 def test_cli_train_errors_and_a_short_run(tmp_path):
-    def mgpe(*args):
-        return subprocess.run([sys.executable, "-m", "mgpe_toolkit", *map(str, args)], capture_output=True, text=True)
-
     proc = mgpe("train", "--config", "tiny", "--data", "synthetic:8", "--out", tmp_path / "r", "--steps", "2")
     assert proc.returncode == 2 and "--parser-weights" in proc.stderr
     proc = mgpe("train", "--config", "tiny", "--data", tmp_path / "missing", "--out", tmp_path / "r")

@@ -209,23 +209,23 @@ def measure_export(weights: str | Path, manifest: str | Path, *, parser_weights:
 
     man = json.loads(Path(manifest).read_text())
     cal = man["calibration"]
-    spec = cal["spec"]
-    images, masks, described = calibration_faces(spec, faces, man["resolution"], skip=cal["count"])
+    try:
+        images, masks, described = calibration_faces(cal["spec"], faces, man["resolution"], skip=cal["count"])
+    except UsageError:  # a small folder, all used for calibration
+        images, masks, described = calibration_faces(cal["spec"], faces, man["resolution"])
+        described += ", the calibration faces themselves (none left over)"
     return measure_int8(weights, manifest, images, masks, parser_weights), described
 
 
 def _quantize(fp32: dict[str, Path], files: dict[str, Path], size: int, parser_size: int | None, spec: str,
               count: int, keep_full_resolution: bool):
-    import cv2
-
-    from .quantize import Calibration, edit_batches, quantize_graphs
+    from .quantize import CALIBRATION_CHUNK, Calibration, edit_batches, parser_inputs, quantize_graphs
 
     images, masks, described = calibration_faces(spec, count, size)
     parser_images = None
     if parser_size:
-        x = np.stack([cv2.resize(a, (parser_size, parser_size), interpolation=cv2.INTER_AREA)
-                      if a.shape[0] != parser_size else a for a in images]).astype(np.float32) / 127.5 - 1
-        parser_images = [np.ascontiguousarray(x[i:i + 8].transpose(0, 3, 1, 2)) for i in range(0, len(x), 8)]
+        x = parser_inputs(images, parser_size)
+        parser_images = [x[i:i + CALIBRATION_CHUNK] for i in range(0, len(x), CALIBRATION_CHUNK)]
     kept = quantize_graphs(fp32, files, edit_batches(images, masks, size), parser_images, keep_full_resolution)
     return Calibration(spec, described, len(images), fp32_convs=kept)
 
