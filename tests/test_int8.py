@@ -68,8 +68,9 @@ def test_batch_runs_an_int8_manifest_close_to_fp32_on_a_real_photo(int8, fp32, t
 
     write_image(tmp_path / "in" / "astro.png", astronaut)
     aligned = {}
-    for name, manifest in (("int8", int8), ("fp32", fp32)):
-        proc = mgpe("batch", tmp_path / "in", tmp_path / name, "-m", "hair->skin", "--exports", manifest,
+    # the int8 export's folder holds manifest.int8.json alone: --backend auto finds and runs it
+    for name, exports in (("int8", Path(int8).parent), ("fp32", fp32)):
+        proc = mgpe("batch", tmp_path / "in", tmp_path / name, "-m", "hair->skin", "--exports", exports,
                     "--workers", "1", "--aligned-out")
         assert proc.returncode == 0, proc.stderr
         assert f"onnxruntime (CPUExecutionProvider, {name})" in proc.stderr
@@ -78,6 +79,16 @@ def test_batch_runs_an_int8_manifest_close_to_fp32_on_a_real_photo(int8, fp32, t
     assert aligned["int8"].shape == (256, 256, 3) and aligned["int8"].std() > 10
     # calibrated on synthetic portraits, run on a photo: measured 40.8 dB (grace_hopper 39.8)
     assert 30 < psnr(aligned["int8"], aligned["fp32"]) < 60
+
+
+def test_batch_asks_which_export_when_a_folder_holds_several(tmp_path, astronaut):
+    write_image(tmp_path / "in" / "astro.png", astronaut)
+    for name in ("manifest.int8.json", "manifest.fp16.json"):
+        (tmp_path / "exports" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "exports" / name).write_text("{}")
+    proc = mgpe("batch", tmp_path / "in", tmp_path / "out", "-m", "hair->skin", "--exports", tmp_path / "exports")
+    assert proc.returncode == 2 and "several exports (manifest.fp16.json, manifest.int8.json)" in proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_int8_export_reports_quality_and_rejects_bad_options(tmp_path):

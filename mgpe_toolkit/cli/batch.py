@@ -84,8 +84,8 @@ def batch_cmd(
     from_: Optional[str] = typer.Option(None, "--from", help="The face whose components --transfer takes."),
     shape: str = typer.Option("target", "--shape", help="swap: whose mask shapes are kept (target|source)."),
     backend: str = typer.Option("auto", "--backend", help="auto, classical, onnx (an export) or torch (weights)."),
-    exports: str = typer.Option("exports", "--exports", help="For --backend onnx: a folder with manifest.json, or "
-                                "a manifest file (exports/manifest.int8.json for the int8 graphs)."),
+    exports: str = typer.Option("exports", "--exports", help="For --backend onnx: a manifest file, or a folder with "
+                                "manifest.json (or with one manifest.*.json, e.g. from --int8 alone)."),
     weights: Optional[str] = typer.Option(None, "--weights", help="mgpe-gan.safetensors for --backend torch."),
     providers: str = typer.Option("auto", "--providers", help="onnxruntime providers, e.g. "
                                   "CUDAExecutionProvider,CPUExecutionProvider (default: best available)."),
@@ -121,8 +121,9 @@ def batch_cmd(
     if face_source is not None and not Path(face_source).is_file():
         fail(f"{face_source}: no such file")
     if backend == "auto":
-        exported = Path(exports).is_file() or (Path(exports) / "manifest.json").is_file()
-        backend = "onnx" if exported else ("torch" if weights else "classical")
+        from ..export.runtime import find_manifest
+
+        backend = "onnx" if find_manifest(exports) else ("torch" if weights else "classical")
     kind = "edit" if mask_op else ("swap" if swap_from else "transfer")
     task = BatchTask(kind=kind, ops=list(mask_op), source=face_source, components=components, shape=shape,
                      backend=backend, parser=parser, aligner=aligner, aligned_out=aligned_out)

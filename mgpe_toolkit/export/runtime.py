@@ -29,15 +29,30 @@ def pick_providers(requested: str = "auto") -> list[str]:
     return [p for p in order if p in available]
 
 
+def find_manifest(where: str | Path) -> Path | None:
+    """A manifest file as given; in a folder `manifest.json`, else its only `manifest.*.json` (an export made
+    with --int8 or --fp16 alone). None when there is none; an error when the choice is not clear."""
+    path = Path(where)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        return None
+    if (path / "manifest.json").is_file():
+        return path / "manifest.json"
+    others = sorted(path.glob("manifest.*.json"))
+    if len(others) > 1:
+        raise UsageError(f"{path}: several exports ({', '.join(p.name for p in others)}); name the manifest file "
+                         f"with --exports")
+    return others[0] if others else None
+
+
 class OnnxRunner:
-    """The learned stages of one export (`manifest.json`), batched."""
+    """The learned stages of one export (a manifest, or a folder: see find_manifest), batched."""
 
     def __init__(self, manifest: str | Path, providers: str = "auto", threads: int = 0):
         import onnxruntime as ort
 
-        path = Path(manifest)
-        if path.is_dir():
-            path = path / "manifest.json"
+        path = find_manifest(manifest) or Path(manifest)
         if not path.is_file():
             raise InputError(path, "no ONNX manifest (run `mgpe export onnx` first)")
         self.manifest = json.loads(path.read_text())
