@@ -94,6 +94,7 @@ def quantize_graphs(graphs: dict[str, Path], out: dict[str, Path], batches: list
     """Quantize each fp32 graph in `graphs` (name -> file) to `out[name]`, calibrated on `batches`; the parser
     (when present) on `parser_images`, (N, 3, s, s) float32 in [-1, 1] at its own resolution.
     Returns how many convolutions of each graph stayed fp32 (none without `keep_full_resolution`)."""
+    import onnx
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -128,6 +129,7 @@ def quantize_graphs(graphs: dict[str, Path], out: dict[str, Path], batches: list
                 quantize_static(str(pre), str(dst), Reader(feeds[name]), quant_format=QuantFormat.QDQ,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                                 op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_exclude=keep)
+                onnx.checker.check_model(onnx.load(str(dst)), full_check=True)
     return kept
 
 
