@@ -135,3 +135,22 @@ def test_calibrating_on_a_folder_of_aligned_faces(tmp_path):
     cal = json.loads((tmp_path / "e" / "manifest.int8.json").read_text())["calibration"]
     assert cal["count"] == 5 and "5 pairs" in cal["data"], cal
     assert "calibration faces themselves" in proc.stdout.replace("\n", " ")
+
+
+def test_int8_export_notes_when_the_weights_were_not_trained_on_synthetic_portraits(tmp_path):
+    import torch
+
+    from mgpe_toolkit.nets.config import PRESETS
+    from mgpe_toolkit.nets.framework import MaskGuidedFramework
+    from mgpe_toolkit.train.gan import export_generator
+
+    torch.manual_seed(0)
+    weights = export_generator(MaskGuidedFramework(PRESETS["tiny"]), tmp_path / "w.safetensors", step=5,
+                               data="CelebAMask-HQ: 30000 pairs")
+    args = ("export", "onnx", "--weights", weights, "--int8", "--calibrate-count", "4", "--no-check")
+    proc = mgpe(*args, "--out", tmp_path / "e")
+    assert proc.returncode == 0, proc.stderr
+    assert "was trained on CelebAMask-HQ: 30000 pairs" in " ".join(proc.stderr.split())
+    (tmp_path / "w.json").write_text(json.dumps({"data": "synthetic portraits: 8 at 64²"}))
+    proc = mgpe(*args, "--out", tmp_path / "e3")
+    assert proc.returncode == 0 and "note:" not in proc.stderr

@@ -47,6 +47,11 @@ def export_onnx_cmd(
     if fp16 and int8:
         fail("give --fp16 or --int8, not both")
     precision = "fp16" if fp16 else "int8" if int8 else "fp32"
+    card = Path(weights).with_suffix(".json")
+    trained_on = _card_data(card)
+    if int8 and calibrate.startswith("synthetic:") and trained_on and not trained_on.startswith("synthetic"):
+        _console(stderr=True).print(f"[yellow]note:[/] {weights} was trained on {trained_on}, and --int8 calibrates "
+                                    "on synthetic portraits: pass --calibrate with faces like the training data")
     manifest = export_onnx(weights, out, parser_weights=parser_weights, opset=opset, precision=precision,
                            calibrate=calibrate, calibrate_count=calibrate_count)
     import json
@@ -72,6 +77,16 @@ def export_onnx_cmd(
                   f"(worst {q.worst_psnr:.1f}); reconstruction PSNR {q.recon_psnr_fp32:.2f} dB in fp32, "
                   f"{q.recon_psnr_int8:.2f} in int8{parsed}")
     con.print(f"manifest: {manifest}")
+
+
+def _card_data(card: Path) -> str:
+    """The `data` a model card says its weights were trained on ("" when unknown)."""
+    import json
+
+    try:
+        return str(json.loads(card.read_text()).get("data", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 @app.command("batch")
