@@ -1,6 +1,7 @@
 """`mgpe export onnx` and `mgpe batch`."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Optional
@@ -47,15 +48,12 @@ def export_onnx_cmd(
     if fp16 and int8:
         fail("give --fp16 or --int8, not both")
     precision = "fp16" if fp16 else "int8" if int8 else "fp32"
-    card = Path(weights).with_suffix(".json")
-    trained_on = _card_data(card)
+    trained_on = _card_data(Path(weights).with_suffix(".json"))
     if int8 and calibrate.startswith("synthetic:") and trained_on and not trained_on.startswith("synthetic"):
         _console(stderr=True).print(f"[yellow]note:[/] {weights} was trained on {trained_on}, and --int8 calibrates "
                                     "on synthetic portraits: pass --calibrate with faces like the training data")
     manifest = export_onnx(weights, out, parser_weights=parser_weights, opset=opset, precision=precision,
                            calibrate=calibrate, calibrate_count=calibrate_count)
-    import json
-
     man = json.loads(Path(manifest).read_text())
     table = Table(title=f"exported to {out} (opset {opset}, {precision})")
     last = "full-resolution convs kept fp32" if int8 else "max |torch - onnxruntime|"
@@ -81,8 +79,6 @@ def export_onnx_cmd(
 
 def _card_data(card: Path) -> str:
     """The `data` a model card says its weights were trained on ("" when unknown)."""
-    import json
-
     try:
         return str(json.loads(card.read_text()).get("data", ""))
     except (OSError, ValueError, AttributeError):
