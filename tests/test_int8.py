@@ -74,6 +74,7 @@ def test_batch_runs_an_int8_manifest_close_to_fp32_on_a_real_photo(int8, fp32, t
                     "--workers", "1", "--aligned-out")
         assert proc.returncode == 0, proc.stderr
         assert f"onnxruntime (CPUExecutionProvider, {name})" in proc.stderr
+        assert "batch size 1" in proc.stderr  # on a CPU, where it measured fastest
         assert read_image(tmp_path / name / "astro.png").shape == astronaut.shape
         aligned[name] = read_image(tmp_path / name / "astro.aligned.png")
     assert aligned["int8"].shape == (256, 256, 3) and aligned["int8"].std() > 10

@@ -100,7 +100,8 @@ def batch_cmd(
     weights: Optional[str] = typer.Option(None, "--weights", help="mgpe-gan.safetensors for --backend torch."),
     providers: str = typer.Option("auto", "--providers", help="onnxruntime providers, e.g. "
                                   "CUDAExecutionProvider,CPUExecutionProvider (default: best available)."),
-    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    batch_size: int = typer.Option(0, "--batch-size", min=0, help="Faces per learned-stage call (0: 8 on a GPU, "
+                                   "1 on a CPU, where it measured fastest)."),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes for decode/align/parse (0 = CPU count)."),
     aligned_out: bool = typer.Option(False, "--aligned-out", help="Also write NAME.aligned.png."),
     parser: Optional[str] = typer.Option(None, "--parser"),
@@ -113,7 +114,7 @@ def batch_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..align import plan_jobs
-    from ..batch import BatchTask, run_batch
+    from ..batch import BatchTask, default_batch_size, run_batch
     from ..labels import COMPONENTS
 
     modes = [bool(mask_op), swap_from is not None, transfer is not None]
@@ -157,6 +158,7 @@ def batch_cmd(
     if not jobs:
         fail(f"{source}: no images found")
     workers = workers or min(os.cpu_count() or 1, len(jobs))
+    batch_size = batch_size or default_batch_size(runner)
     con = _console(stderr=True)
     con.print(f"batch {kind}: {len(jobs)} photos, backend {runner.describe() if runner else 'classical'}, "
               f"{workers} worker{'s' if workers > 1 else ''}, batch size {batch_size}")

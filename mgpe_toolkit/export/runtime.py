@@ -91,6 +91,10 @@ class OnnxRunner:
         return self.sessions["fuser"].run(None, {"foreground": foreground, "target_image": self._f(target),
                                                  "removed": self._f(removed)})[0].astype(np.float32)
 
+    @property
+    def on_gpu(self) -> bool:
+        return self.used_providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
     def describe(self) -> str:
         return f"onnxruntime ({', '.join(self.used_providers)}, {self.manifest['precision']})"
 
@@ -121,6 +125,10 @@ class TorchRunner:
             fg = self.net.generate({n: t(f) for n, f in feats.items()}, t(onehot), t(centres.astype(np.float32)))
             out = self.net.fuse(fg, t(target), t(removed))
         return out.float().cpu().numpy()
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.type == "cuda"
 
     def describe(self) -> str:
         return f"torch ({self.device})"
