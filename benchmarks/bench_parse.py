@@ -1,10 +1,16 @@
 """Per-pixel accuracy and per-class IoU of a parser plugin on a labelled folder of aligned faces.
 
-Usage: python benchmarks/bench_parse.py DIR [--parser mesh] [--labels helen|canonical|bisenet] [--no-merge]
-                                           [--json out.json]
+Usage: python benchmarks/bench_parse.py DIR [--parser unet|mesh] [--labels helen|canonical|bisenet] [--no-merge]
+                                           [--json out.json] [--speed]
+       python benchmarks/bench_parse.py DIR --labels lfw-hair --coords original [--split heldout|train|all]
+       python benchmarks/bench_parse.py --speed
 DIR holds images/NAME.* and labels/NAME.png (or masks/NAME.png). With Helen labels the prediction is
 converted to Helen's 11 classes and the lips (upper, lower, inner mouth) are merged, as in our README.
-Example: python benchmarks/bench_parse.py ../shared/data/helen-samples --labels helen
+lfw-hair: hair IoU in the photos' own coordinates against images/ + hair/, on the held-out people (the split
+`mgpe train parser` leaves out). --speed: ms per aligned face for the parser alone, and `mgpe parse` faces/s
+end to end on 512² photos.
+Examples: python benchmarks/bench_parse.py ../shared/data/helen-samples --labels helen --speed
+          python benchmarks/bench_parse.py ../shared/data/lfw-hair --labels lfw-hair --coords original
 """
 from __future__ import annotations
 
@@ -31,6 +37,85 @@ def pairs(folder: Path) -> list[tuple[Path, Path]]:
     return out
 
 
+def lfw_hair(pipe, folder: Path, split: str, limit: int | None) -> dict:
+    """Hair IoU in the photos' own coordinates (`mgpe parse --coords original`) against hand-made hair masks
+    (images/ + hair/, the lfw-hair layout), over the held-out people unless told otherwise."""
+    import numpy as np
+    from rich.progress import track
+
+    from mgpe_toolkit.errors import NoFaceError
+    from mgpe_toolkit.io import read_image
+    from mgpe_toolkit.labels import LABEL_INDEX
+    from mgpe_toolkit.parse import parse_image
+    from mgpe_toolkit.train.pseudo import hair_pairs, held_out
+
+    pairs = [p for p in hair_pairs(folder) if split == "all" or held_out(p[0].name) == (split == "heldout")]
+    pairs = pairs[:limit] if limit else pairs
+    inter = union = 0
+    per, seconds, missed = [], 0.0, []
+    lost = np.zeros(256, np.int64)  # what the parser called the hair it missed
+    from mgpe_toolkit.train.pseudo import read_hair
+
+    for img, hair in track(pairs, description="parse"):
+        photo, truth = read_image(img), read_hair(hair)
+        t = time.perf_counter()
+        try:
+            labels = parse_image(pipe, photo, context=True).photo_labels
+            pred = labels == LABEL_INDEX["hair"]
+        except NoFaceError:
+            labels, pred = None, np.zeros_like(truth)
+            missed.append(img.name)
+        seconds += time.perf_counter() - t
+        if pred.shape == truth.shape and labels is not None:
+            lost += np.bincount(labels[truth & ~pred], minlength=256)
+        i, u = int((pred & truth).sum()), int((pred | truth).sum())
+        inter, union = inter + i, union + u
+        per.append(i / u if u else 1.0)
+    from mgpe_toolkit.labels import LABELS
+
+    share = {LABELS[k]: round(float(lost[k] / max(lost.sum(), 1)), 3) for k in np.argsort(-lost)[:5] if lost[k]}
+    return {"photos": len(pairs), "split": split, "hair_iou": inter / max(union, 1), "missed_hair_called": share,
+            "hair_iou_mean_per_photo": float(np.mean(per)), "no_face": missed,
+            "ms_per_photo": 1000 * seconds / max(len(pairs), 1)}
+
+
+def speed(pipe, photos: int = 24) -> dict:
+    """The parser alone on an aligned 256² face, and `mgpe parse` end to end (read, align, parse with
+    context, warp back, write PNG) on a folder of 512² photos made from the portraits in installed packages."""
+    import tempfile
+
+    import numpy as np
+
+    from mgpe_toolkit.align import plan_jobs
+    from mgpe_toolkit.demo import demo_photos
+    from mgpe_toolkit.io import write_image
+    from mgpe_toolkit.parse import parse_one
+
+    import cv2
+
+    sources = [cv2.resize(p, (512, 512), interpolation=cv2.INTER_AREA) for p in demo_photos().values()]
+    face = pipe.align(sources[0])[0].image
+    pipe.parse(face)
+    times = []
+    for _ in range(20):
+        t = time.perf_counter()
+        pipe.parse(face)
+        times.append(time.perf_counter() - t)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "photos", Path(tmp) / "masks"
+        rng = np.random.default_rng(0)
+        for i in range(photos):  # shifted copies, so every photo is aligned anew
+            img = np.roll(sources[i % len(sources)], tuple(rng.integers(-20, 20, 2)), (0, 1))
+            write_image(src / f"{i:03d}.png", img)
+        jobs = plan_jobs(src, out)
+        t = time.perf_counter()
+        for photo, stem in jobs:
+            parse_one(pipe, photo, stem)
+        wall = time.perf_counter() - t
+    return {"parser_ms_per_aligned_face": 1000 * float(np.median(times)), "photos": photos,
+            "end_to_end_faces_per_s": photos / wall}
+
+
 def main() -> None:
     from rich.console import Console
     from rich.table import Table
@@ -40,14 +125,42 @@ def main() -> None:
     from mgpe_toolkit.metrics.segmentation import HELEN_LIPS, Confusion, score_against_truth
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folder", type=Path)
+    ap.add_argument("folder", type=Path, nargs="?")
     ap.add_argument("--parser", default=None)
-    ap.add_argument("--labels", default="canonical", choices=("canonical", "helen", "bisenet"))
+    ap.add_argument("--labels", default="canonical", choices=("canonical", "helen", "bisenet", "lfw-hair"))
+    ap.add_argument("--coords", default="aligned", choices=("aligned", "original"),
+                    help="lfw-hair: original (the photos' own coordinates) is the only choice")
+    ap.add_argument("--split", default="heldout", choices=("heldout", "train", "all"),
+                    help="lfw-hair: which people (held out of training by a hash of the name)")
+    ap.add_argument("--limit", type=int, help="lfw-hair: at most this many photos")
+    ap.add_argument("--speed", action="store_true", help="print the parser's speed (no folder needed)")
     ap.add_argument("--no-merge", action="store_true", help="keep upper lip, lower lip and inner mouth apart")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
 
     pipe = Pipeline(parse=args.parser)
+    con = Console()
+    name = pipe.implementation_name("parse")
+    report = {}
+    if args.speed:
+        report["speed"] = figures = speed(pipe)
+        con.print(f"parser {name}: {figures['parser_ms_per_aligned_face']:.1f} ms per aligned 256² face; "
+                  f"`mgpe parse` of {figures['photos']} 512² photos: {figures['end_to_end_faces_per_s']:.1f} faces/s")
+    if args.folder is None:
+        if not args.speed:
+            ap.error("give a folder, or --speed")
+        _write(args.json, {"parser": name, **report})
+        return
+    if args.labels == "lfw-hair":
+        if args.coords != "original":
+            ap.error("--labels lfw-hair measures hair in the photos' own coordinates: use --coords original")
+        report["lfw_hair"] = r = lfw_hair(pipe, args.folder, args.split, args.limit)
+        con.print(f"parser {name} on {r['photos']} {r['split']} photos of {args.folder}: hair IoU "
+                  f"{r['hair_iou']:.4f} (pixels pooled), {r['hair_iou_mean_per_photo']:.4f} (mean per photo); "
+                  f"{r['ms_per_photo']:.0f} ms per photo; no face in {len(r['no_face'])}")
+        con.print("missed hair was called: " + ", ".join(f"{k} {v:.0%}" for k, v in r["missed_hair_called"].items()))
+        _write(args.json, {"parser": name, "folder": str(args.folder), **report})
+        return
     merge = None if args.no_merge or args.labels != "helen" else HELEN_LIPS
     total, rows, seconds = None, [], 0.0
     for img_path, lab_path in pairs(args.folder):
@@ -60,7 +173,6 @@ def main() -> None:
         total = total.add(tr, pr) if total else Confusion(names).add(tr, pr)
         rows.append((img_path.name, image.shape[1], one.accuracy, one.iou().get("hair", float("nan"))))
 
-    con = Console()
     per = Table(title=f"parser {pipe.implementation_name('parse')} on {args.folder}")
     for col in ("image", "size", "accuracy", "hair IoU"):
         per.add_column(col, justify="right")
@@ -77,13 +189,17 @@ def main() -> None:
         summary.add_row(f"IoU {name}", f"{value:.3f}")
     summary.add_row("ms / image", f"{1000 * seconds / len(rows):.0f}")
     con.print(summary)
-    if args.json:
-        args.json.write_text(json.dumps({
-            "parser": pipe.implementation_name("parse"), "folder": str(args.folder), "labels": args.labels,
-            "merge": merge, "accuracy": total.accuracy, "mean_iou": total.mean_iou(), "iou": iou,
-            "ms_per_image": 1000 * seconds / len(rows),
-            "per_image": [{"image": r[0], "accuracy": r[2], "hair_iou": r[3]} for r in rows],
-        }, indent=2))
+    _write(args.json, {
+        "parser": name, "folder": str(args.folder), "labels": args.labels, **report,
+        "merge": merge, "accuracy": total.accuracy, "mean_iou": total.mean_iou(), "iou": iou,
+        "ms_per_image": 1000 * seconds / len(rows),
+        "per_image": [{"image": r[0], "accuracy": r[2], "hair_iou": r[3]} for r in rows],
+    })
+
+
+def _write(path: Path | None, report: dict) -> None:
+    if path:
+        path.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -57,18 +57,30 @@ def align_from_landmarks(image: np.ndarray, landmarks: np.ndarray, size: int = 2
 
     `points` picks which of the five are trusted for the fit (e.g. eyes only for a detector without a mesh).
     """
-    import cv2
-
     idx = list(points)
     matrix = fit_similarity(np.asarray(landmarks)[idx], template(size)[idx])
     h, w = image.shape[:2]
-    # Area-averaging when shrinking a lot avoids aliasing on large photos.
-    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
-    flags = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
-    crop = cv2.warpAffine(image, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_REFLECT101)
+    crop = warp_crop(image, matrix, size)
     alignment = Alignment(matrix=matrix, size=size, landmarks=np.asarray(landmarks, dtype=np.float64),
                           score=score, source_path=source_path, source_size=(w, h), aligner=aligner)
     return AlignedFace(image=crop, alignment=alignment)
+
+
+def zoomed(matrix: np.ndarray, size: int, scale: float) -> np.ndarray:
+    """A photo -> crop matrix whose crop shows the face `scale` × as large about the crop's centre (scale < 1:
+    more of the photo around the aligned face)."""
+    c = size / 2.0
+    zoom = np.array([[scale, 0.0, c * (1 - scale)], [0.0, scale, c * (1 - scale)], [0.0, 0.0, 1.0]])
+    return (zoom @ np.vstack([np.asarray(matrix, np.float64), [0.0, 0.0, 1.0]]))[:2]
+
+
+def warp_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The size² crop of a photo under a photo -> crop matrix (area-averaged when shrinking a lot)."""
+    import cv2
+
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    flags = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+    return cv2.warpAffine(image, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_REFLECT101)
 
 
 def plan_jobs(source: str | os.PathLike, out_dir: str | os.PathLike) -> list[tuple[Path, Path]]:

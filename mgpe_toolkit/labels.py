@@ -14,6 +14,8 @@ LABELS: tuple[str, ...] = (
 )
 LABEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(LABELS)}
 NUM_CLASSES = len(LABELS)
+# In training masks only: a pixel left out of the loss (its label is unsure).
+IGNORE = 255
 
 DESCRIPTIONS: dict[str, str] = {
     "background": "everything that is not the person",

@@ -43,8 +43,9 @@ def test_doctor_reports_versions_plugins_and_weights():
     report = json.loads(proc.stdout)
     assert report["packages"]["torch"] and report["packages"]["mediapipe"] == "0.10.21"
     assert "CPUExecutionProvider" in report["onnxruntime"]["available_providers"]
-    assert report["defaults"]["parse"] == "mesh" and report["defaults"]["generate"] == "classical"
+    # The real-photo parser ships in models/parser-real and is the default.
+    assert report["defaults"]["parse"] == "unet" and report["defaults"]["generate"] == "classical"
     unet = [p for p in report["plugins"] if p["name"] == "unet"][0]
-    assert unet["usable"] or "parser-unet.safetensors" in unet["why_not"]
+    assert unet["usable"]
     text = subprocess.run([sys.executable, "-m", "mgpe_toolkit", "doctor"], capture_output=True, text=True)
     assert text.returncode == 0 and "stage implementations" in text.stdout and "FID extractor" in text.stdout

@@ -1,4 +1,4 @@
-"""The default `mesh` parser on real faces: geometry of the parts, hair, and accuracy on Helen samples."""
+"""The zero-weight `mesh` parser (the fallback) on real faces: geometry of the parts, hair, and accuracy on Helen samples."""
 import numpy as np
 import pytest
 
@@ -10,7 +10,7 @@ from mgpe_toolkit.labels import component_center
 
 @pytest.fixture(scope="module")
 def pipe():
-    return Pipeline()
+    return Pipeline(parse="mesh")
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def centroid(mask, *names):
     return xs.mean(), ys.mean()
 
 
-def test_mesh_is_the_default_parser(pipe):
+def test_mesh_is_chosen_by_name(pipe):
     assert pipe.implementation_name("parse") == "mesh"
 
 

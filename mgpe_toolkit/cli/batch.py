@@ -21,7 +21,8 @@ def export_onnx_cmd(
     weights: Optional[str] = typer.Option(None, "--weights", help="mgpe-gan.safetensors (default: the shipped "
                                           "demo checkpoint in models/demo-tiny)."),
     parser_weights: Optional[str] = typer.Option(None, "--parser-weights", help="Also export this U-Net parser "
-                                                 "(default: the demo's, with the demo weights)."),
+                                                 "(default: the demo's with the demo weights, else the default "
+                                                 "parser's: models/parser-real)."),
     out: str = typer.Option("exports", "--out", help="Output folder for *.onnx and manifest.json."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (13..21)."),
     fp16: bool = typer.Option(False, "--fp16", help="Half-precision graphs (*.fp16.onnx, manifest.fp16.json)."),
@@ -42,6 +43,11 @@ def export_onnx_cmd(
         weights = str(DEMO / "mgpe-gan.safetensors")
         if parser_weights is None and (DEMO / "parser-unet.safetensors").is_file():
             parser_weights = str(DEMO / "parser-unet.safetensors")
+    elif parser_weights is None:
+        from ..stages.parse_unet import default_weights
+
+        found = default_weights()
+        parser_weights = str(found) if found else None
     for label, path in (("--weights", weights), ("--parser-weights", parser_weights)):
         if path and not Path(path).is_file():
             fail(f"{label} {path}: no such file")

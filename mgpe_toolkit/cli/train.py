@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from .app import _console, fail
 
@@ -132,16 +133,27 @@ def _record_command(card, skip: int) -> None:
 
 @train_app.command("parser")
 def train_parser_cmd(
-    data: str = typer.Option(..., "--data", help="Folder with images/ + masks/ (or labels/), an image folder with "
-                                                 "--masks, or synthetic:N."),
+    data: list[str] = typer.Option(..., "--data", help="Repeatable. Folder with images/ + masks/ (or labels/), an "
+                                                       "image folder with --masks, a CelebAMask-HQ folder, "
+                                                       "synthetic:N, or photos with hand-made hair masks "
+                                                       "(images/ + hair/, the lfw-hair layout: pseudo-labelled, "
+                                                       "held-out people left out)."),
     out: str = typer.Option(..., "--out", help="Run folder: checkpoint, parser-unet.safetensors + card, metrics."),
     masks: Optional[str] = typer.Option(None, "--masks", help="Mask folder paired with --data by file name."),
     labels: str = typer.Option("canonical", "--labels", help="Label order of the masks: canonical, helen, bisenet."),
+    pseudo_labels: Optional[str] = typer.Option(None, "--pseudo-labels", help="Where the pseudo-labels of hair "
+                                                "folders are cached, one subfolder each (default OUT/pseudo-labels)."),
     steps: int = typer.Option(2000, "--steps", min=1, help="Total steps (a resumed run continues up to it)."),
     size: int = typer.Option(128, "--size", help="Training resolution (divisible by 16)."),
     base: int = typer.Option(16, "--base", min=4, help="U-Net width at full resolution."),
     batch: int = typer.Option(8, "--batch", min=1),
     lr: float = typer.Option(1e-3, "--lr"),
+    decay_steps: int = typer.Option(0, "--decay-steps", min=0, help="Cosine learning-rate decay to 1% at this "
+                                                                     "step (0: constant)."),
+    augment: str = typer.Option("wild", "--augment", help="wild: random zoom, rotation, shift, colour, greyscale, "
+                                                          "blur, JPEG, noise, occluders; none: mirroring only."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from these parser weights (fine-tuning; "
+                                                              "same --base, a fresh optimiser)."),
     seed: int = typer.Option(0, "--seed"),
     every: int = typer.Option(100, "--checkpoint-every", min=1),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:N."),
@@ -151,15 +163,21 @@ def train_parser_cmd(
     """Train the U-Net parser P_F (class-weighted cross-entropy); writes weights the `unet` parser loads."""
     import json
 
-    from ..train.data import open_dataset
+    from ..train.data import Mixture, open_dataset
     from ..train.parser import CHECKPOINT, WEIGHTS, ParserTrainConfig, ParserTrainer, run_training
+    from ..train.pseudo import is_hair_folder
 
     con = _console(stderr=True)
     out_dir = Path(out)
     _refuse_overwrite(out_dir / CHECKPOINT, resume)
-    dataset = open_dataset(data, masks, labels, size)
-    config = ParserTrainConfig(size=size, base=base, batch=batch, lr=lr, seed=seed, checkpoint_every=every)
-    trainer = ParserTrainer(dataset, out_dir, config, device=device, warn=lambda m: con.print(f"[yellow]warning:[/] {m}"))
+    cache_root = Path(pseudo_labels) if pseudo_labels else out_dir / "pseudo-labels"
+    parts = [_hair_photos(Path(d), cache_root, con) if is_hair_folder(Path(d)) else
+             open_dataset(d, masks, labels, size) for d in data]
+    dataset = parts[0] if len(parts) == 1 else Mixture(parts)
+    config = ParserTrainConfig(size=size, base=base, batch=batch, lr=lr, seed=seed, checkpoint_every=every,
+                               augment=augment, decay_steps=decay_steps)
+    trainer = ParserTrainer(dataset, out_dir, config, device=device, init=None if resume else init,
+                            warn=lambda m: con.print(f"[yellow]warning:[/] {m}"))
     if not _resume(trainer, resume, steps, out_dir / CHECKPOINT, con):
         return
     description = dataset.describe()
@@ -172,3 +190,23 @@ def train_parser_cmd(
     _record_command(card, skip=3)
     _console().print(f"wrote {out_dir / WEIGHTS} (+ {card.name}) at step {trainer.step}; use it with "
                      f"`--parser unet` after copying it to models/ or setting MGPE_MODELS={out_dir}")
+
+
+def _hair_photos(root: Path, cache_root: Path, con):
+    """The training split of a hair folder, pseudo-labelling what its cache lacks first (progress bar)."""
+    import os
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..train.pseudo import HairPhotos, LabelCache, build_cache, cache_is_complete
+
+    folder = cache_root / root.resolve().name
+    if not cache_is_complete(root, folder):
+        con.print(f"pseudo-labelling {root} into {folder} (once; later runs reuse it)")
+        with Progress(TextColumn("[bold]pseudo-labels[/]"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=con) as progress:
+            task = progress.add_task("labels", total=None)
+            build_cache(root, folder, workers=max(1, min(8, os.cpu_count() or 1)),
+                        progress=lambda done, total: progress.update(task, completed=done, total=total),
+                        warn=lambda m: con.print(f"[yellow]skipped:[/] {escape(m)}"))
+    return HairPhotos(LabelCache.open(root, folder), "train")

@@ -13,7 +13,7 @@ def _module_check(module: str) -> str | None:
 @hookimpl
 def register_stages(register):
     from . import (_framework, align_mediapipe, encode_classical, encode_mgpe, fuse_classical, fuse_mgpe,
-                   generate_classical, generate_mgpe, parse_mesh, parse_unet)
+                   generate_classical, generate_mgpe, parse_hybrid, parse_mesh, parse_unet)
 
     register("align", "mediapipe", align_mediapipe.MediapipeAligner,
              description="mediapipe 0.10.21 face detection + 478-point face mesh, 5-point similarity",
@@ -22,8 +22,11 @@ def register_stages(register):
              description="face-mesh polygons + selfie segmentation + GrabCut hair; no weights",
              check=lambda: _module_check("mediapipe"))
     register("parse", "unet", parse_unet.UNetParser,
-             description="the paper's U-Net parser P_F; weights from `mgpe train parser`",
+             description="the paper's U-Net parser P_F through onnxruntime; real-photo weights ship in models/parser-real",
              check=parse_unet.weights_problem)
+    register("parse", "hybrid", parse_hybrid.HybridParser,
+             description="the U-Net's hair, skin, neck, clothes and backdrop + the face mesh's small parts",
+             check=lambda: parse_unet.weights_problem() or _module_check("mediapipe"))
     register("encode", "classical", encode_classical.ClassicalEncoder,
              description="component pixels, regions and Lab statistics; no weights")
     register("generate", "classical", generate_classical.ClassicalGenerator,

@@ -20,8 +20,10 @@ LABEL_FORMATS = ("canonical", "helen", "bisenet")
 @dataclass
 class Sample:
     image: np.ndarray  # (S, S, 3) uint8 RGB
-    mask: np.ndarray  # (S, S) uint8 canonical labels
+    mask: np.ndarray  # (S, S) uint8 canonical labels (IGNORE where unsure)
     name: str
+    # How much wider than the aligned crop the sample's frame is (1: an aligned crop; its centre 1/context is).
+    context: float = 1.0
 
 
 class Dataset(Protocol):
@@ -129,8 +131,8 @@ class SampleSource:
     """Loads samples at a fixed size; a bad file is reported once through `warn` and replaced by the next good
     one, and is not tried again."""
 
-    def __init__(self, dataset: Dataset, size: int, warn: Callable[[str], None] | None = None):
-        self.dataset, self.size = dataset, size
+    def __init__(self, dataset: Dataset, size: int | None, warn: Callable[[str], None] | None = None):
+        self.dataset, self.size = dataset, size  # size None: samples as loaded
         self.warn = warn or (lambda message: None)
         self.bad: set[int] = set()
 
@@ -148,7 +150,7 @@ class SampleSource:
                 self.bad.add(i)
                 self.warn(f"skipped {exc}")
                 continue
-            if s.image.shape[0] != self.size or s.image.shape[1] != self.size:
+            if self.size is not None and (s.image.shape[0] != self.size or s.image.shape[1] != self.size):
                 interp = cv2.INTER_AREA if s.image.shape[0] > self.size else cv2.INTER_LINEAR
                 s = Sample(cv2.resize(s.image, (self.size, self.size), interpolation=interp),
                            cv2.resize(s.mask, (self.size, self.size), interpolation=cv2.INTER_NEAREST), s.name)
@@ -156,11 +158,31 @@ class SampleSource:
         raise UsageError(f"no usable sample in {self.dataset.describe()}")
 
 
+class Mixture:
+    """Several datasets as one: index i runs through the first, then the second, ..."""
+
+    def __init__(self, parts: list):
+        if not parts:
+            raise UsageError("no training data given")
+        self.parts = parts
+        self.starts = np.cumsum([0] + [len(p) for p in parts])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def load(self, index: int) -> Sample:
+        k = int(np.searchsorted(self.starts, index, side="right")) - 1
+        return self.parts[k].load(index - int(self.starts[k]))
+
+    def describe(self) -> str:
+        return " + ".join(p.describe() for p in self.parts)
+
+
 class BatchMaker:
     """Base of the step -> (batch, warnings) builders the training loops prefetch: samples come through a
     SampleSource whose warnings travel with the batch (worker processes cannot print for the run)."""
 
-    def __init__(self, dataset: Dataset, size: int, batch: int, seed: int):
+    def __init__(self, dataset: Dataset, size: int | None, batch: int, seed: int):
         self.batch, self.seed = batch, seed
         self._messages: list[str] = []
         self.source = SampleSource(dataset, size, self._messages.append)

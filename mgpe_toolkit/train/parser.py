@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import UsageError
-from .data import BatchMaker, Dataset, SampleSource, batch_tensors, stack_samples, to_training
+from .data import BatchMaker, Dataset, Sample, SampleSource, batch_tensors, stack_samples, to_training
 from .loop import RunLog, Warnings, pick_device, step_batches, step_rng
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -26,6 +26,14 @@ class ParserTrainConfig:
     seed: int = 0
     checkpoint_every: int = 100
     weight_power: float = 0.5  # class weights = (median frequency / frequency) ** power
+    augment: str = "none"  # "wild": zoom/rotate/shift windows and photometric damage (train.augmentation)
+    decay_steps: int = 0  # > 0: the learning rate falls along a half cosine to 1% of lr at this step
+
+    def lr_at(self, step: int) -> float:
+        if self.decay_steps <= 0:
+            return self.lr
+        t = min(step / self.decay_steps, 1.0)
+        return self.lr * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * t)))
 
     @classmethod
     def from_dict(cls, data: dict) -> "ParserTrainConfig":
@@ -48,34 +56,57 @@ def label_frequencies(source: SampleSource, n: int, classes: int = 19, seed: int
 class ParserBatches(BatchMaker):
     """The (CPU) batch of a training step, a function of the step alone."""
 
+    def __init__(self, dataset: Dataset, size: int, batch: int, seed: int, augment: str = "none"):
+        super().__init__(dataset, None, batch, seed)
+        self.size, self.augment = size, augment
+
     def __call__(self, step: int):
         rng = step_rng(self.seed, step)
         idx = rng.integers(0, len(self.source.dataset), self.batch)
         flips = (rng.random(self.batch) < 0.5).tolist()
-        return stack_samples([self.source.get(int(i)) for i in idx], flips), self.take_messages()
+        return stack_samples([self.sample(int(i), rng) for i in idx], flips), self.take_messages()
+
+    def sample(self, index: int, rng: np.random.Generator | None = None) -> Sample:
+        """Sample `index` as a training window (the aligned framing without `rng` or augmentation)."""
+        from .augmentation import wild, window
+
+        s = self.source.get(index)
+        wild_rng = rng if self.augment == "wild" else None
+        image, mask = window(s.image, s.mask, s.context, self.size, wild_rng)
+        if wild_rng is not None:
+            image, mask = wild(image, mask, wild_rng)
+        return Sample(image, mask, s.name)
 
 
 class ParserTrainer:
     def __init__(self, dataset: Dataset, out: str | Path, config: ParserTrainConfig = ParserTrainConfig(), *,
-                 device: str = "auto", warn: Callable[[str], None] | None = None):
+                 device: str = "auto", warn: Callable[[str], None] | None = None, init: str | Path | None = None):
         import torch
 
         from ..nets.unet import UNet, UNetConfig, class_weights
 
+        from ..labels import IGNORE
+        from .augmentation import AUGMENTS
+
         if config.size % 2 ** config.depth:
             raise UsageError(f"size {config.size} must be divisible by 2**depth = {2 ** config.depth}")
+        if config.augment not in AUGMENTS:
+            raise UsageError(f"augment must be one of {', '.join(AUGMENTS)}, not {config.augment!r}")
         self.config, self.out = config, Path(out)
         self.device = pick_device(device)
-        self.batches = ParserBatches(dataset, config.size, config.batch, config.seed)
+        self.batches = ParserBatches(dataset, config.size, config.batch, config.seed, config.augment)
         self.warnings = Warnings(warn)
         torch.manual_seed(config.seed)
         self.net_config = UNetConfig(base=config.base, depth=config.depth)
         self.model = UNet(self.net_config).to(self.device)
+        self.init = None
+        if init is not None:  # fine-tuning: weights from an earlier run, a fresh optimiser
+            self.init = self._load_init(Path(init))
         self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=self.device.type == "cuda")
         counted = SampleSource(dataset, config.size, lambda m: self.warnings([m]))
         frequencies = label_frequencies(counted, 64, seed=config.seed)
         self.weights = class_weights(frequencies, config.weight_power)
-        self.loss_fn = torch.nn.CrossEntropyLoss(weight=self.weights.to(self.device))
+        self.loss_fn = torch.nn.CrossEntropyLoss(weight=self.weights.to(self.device), ignore_index=IGNORE)
         self.step = 0
 
     def train_step(self, item=None) -> float:
@@ -84,6 +115,8 @@ class ParserTrainer:
         self.warnings(messages)
         self.model.train()
         x, y = to_training(x, y, self.device)
+        for group in self.opt.param_groups:
+            group["lr"] = self.config.lr_at(self.step)
         loss = self.loss_fn(self.model(x), y)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -92,30 +125,51 @@ class ParserTrainer:
         return float(loss.detach())
 
     def evaluate(self, dataset: Dataset, limit: int = 32) -> float:
-        """Per-pixel accuracy of the current model on the first `limit` samples of `dataset`."""
+        """Per-pixel accuracy of the current model on the first `limit` samples of `dataset` at the aligned
+        framing (IGNORE pixels left out)."""
         import torch
 
-        source = SampleSource(dataset, self.config.size)
+        from ..labels import IGNORE
+
+        frames = ParserBatches(dataset, self.config.size, 1, 0)
         self.model.eval()
         correct = total = 0
         with torch.no_grad():
             for i in range(min(limit, len(dataset))):
-                x, y = batch_tensors([source.get(i)], [False])
+                x, y = batch_tensors([frames.sample(i)], [False])
                 pred = self.model(x.to(self.device)).argmax(1).cpu()
-                correct += int((pred == y).sum())
-                total += y.numel()
+                known = y != IGNORE
+                correct += int(((pred == y) & known).sum())
+                total += int(known.sum())
         return correct / max(total, 1)
+
+    def _load_init(self, path: Path) -> str:
+        from ..errors import InputError
+        from ..weights import read_safetensors
+
+        state, meta = read_safetensors(path, "unet")
+        if json.loads(meta["unet"]) != self.net_config.to_dict():
+            raise InputError(path, f"a U-Net of {meta['unet']}, not the {self.net_config.to_dict()} this run trains")
+        self.model.load_state_dict(state)
+        from ..export.onnx import _digest
+
+        return f"{path.name} (sha256 {_digest(path)}, step {meta.get('step', '?')})"
 
     # -- files --------------------------------------------------------------------------------------------
     def save(self, data_description: str = "") -> Path:
+        from ..io import read_json
         from .checkpoint import save_checkpoint
+
+        card = self.out / WEIGHTS.replace(".safetensors", ".json")
+        if self.init is None and card.is_file():  # a resumed fine-tuning run keeps saying where it started
+            self.init = read_json(card).get("initialised_from")
 
         self.out.mkdir(parents=True, exist_ok=True)
         cfg = asdict(self.config)
         save_checkpoint(self.out / CHECKPOINT, step=self.step, models={"parser": self.model},
                         optimizers={"parser": self.opt}, config=cfg)
         return export_parser_weights(self.model, self.out / WEIGHTS, step=self.step, config=cfg,
-                                     data=data_description)
+                                     data=data_description, init=self.init)
 
     def resume(self) -> bool:
         """Continue from out/checkpoint.safetensors if there is one; True if it did."""
@@ -132,7 +186,8 @@ class ParserTrainer:
         return True
 
 
-def export_parser_weights(model, path: Path, *, step: int, config: dict, data: str = "") -> Path:
+def export_parser_weights(model, path: Path, *, step: int, config: dict, data: str = "",
+                          init: str | None = None) -> Path:
     """Inference weights (safetensors, config in the metadata) plus a model card `NAME.json` beside them."""
     from safetensors.torch import save_file
 
@@ -144,7 +199,7 @@ def export_parser_weights(model, path: Path, *, step: int, config: dict, data: s
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
     write_json(path.with_suffix(".json"), {
         "network": "U-Net parser P_F (mgpe_toolkit.nets.unet)", "config": config, "unet": model.config.to_dict(),
-        "steps": step, "data": data,
+        "steps": step, "data": data, **({"initialised_from": init} if init else {}),
         "parameters": int(sum(p.numel() for p in model.parameters())),
     })
     return path
