@@ -183,3 +183,17 @@ def test_accuracy_on_helen_samples(helen_dir, pipe):
     iou = total.iou()
     assert total.accuracy >= 0.925, total.accuracy
     assert iou["hair"] >= 0.82 and iou["skin"] > 0.87, iou
+
+
+def test_an_export_of_trained_weights_carries_the_default_parser(tmp_path):
+    import json
+
+    from mgpe_toolkit.stages.parse_unet import shipped_weights
+
+    demo = Path(__file__).resolve().parents[1] / "models" / "demo-tiny" / "mgpe-gan.safetensors"
+    proc = mgpe("export", "onnx", "--weights", demo, "--out", tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert "parser" in manifest["graphs"] and manifest["parser_resolution"] == 256
+    assert Path(manifest["parser_weights"]["file"]).resolve() == shipped_weights().resolve()
+    assert (tmp_path / "parser.onnx").is_file()
