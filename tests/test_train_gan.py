@@ -124,8 +124,12 @@ def test_celebamask_hq_layout_merges_parts_and_fixes_sides(tmp_path):
 
 
 def test_cli_train_errors_and_a_short_run(tmp_path):
-    proc = mgpe("train", "--config", "tiny", "--data", "synthetic:8", "--out", tmp_path / "r", "--steps", "2")
-    assert proc.returncode == 2 and "--parser-weights" in proc.stderr
+    # Without --parser-weights the parsing loss uses the default (shipped) parser.
+    proc = mgpe("train", "--config", "tiny", "--data", "synthetic:8", "--out", tmp_path / "d", "--steps", "1",
+                "--set", "batch=2", "--workers", "0")
+    assert proc.returncode == 0 and "parsing loss: the default parser" in proc.stderr, proc.stderr
+    card = json.loads((tmp_path / "d" / "mgpe-gan.json").read_text())
+    assert card["parser"].endswith("parser-real/parser-unet.safetensors"), card
     proc = mgpe("train", "--config", "tiny", "--data", tmp_path / "missing", "--out", tmp_path / "r")
     assert proc.returncode == 2 and "no such folder" in proc.stderr
     proc = mgpe("train", "--config", "tiny", "--data", "synthetic:8", "--out", tmp_path / "r", "--steps", "2",
@@ -133,3 +137,14 @@ def test_cli_train_errors_and_a_short_run(tmp_path):
     assert proc.returncode == 0, proc.stderr
     card = json.loads((tmp_path / "r" / "mgpe-gan.json").read_text())
     assert card["config"]["batch"] == 2 and card["command"].startswith("mgpe train --config tiny")
+
+
+def test_train_without_any_parser_says_what_to_run(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from mgpe_toolkit.cli import app
+
+    monkeypatch.setattr("mgpe_toolkit.stages.parse_unet.default_weights", lambda: None)
+    result = CliRunner().invoke(app, ["train", "--config", "tiny", "--data", "synthetic:8", "--out",
+                                      str(tmp_path / "r"), "--steps", "1"])
+    assert result.exit_code == 2 and "--parser-weights" in result.output and "lambda_gp=0" in result.output

@@ -45,7 +45,8 @@ def train_main(
     out: Optional[str] = typer.Option(None, "--out", help="Run folder (checkpoint, weights + card, samples, metrics)."),
     steps: int = typer.Option(1000, "--steps", min=1, help="Total steps (a resumed run continues up to it)."),
     parser_weights: Optional[str] = typer.Option(None, "--parser-weights",
-                                                 help="Frozen parser P_F for the parsing loss (from `mgpe train parser`)."),
+                                                 help="Frozen parser P_F for the parsing loss (from `mgpe train parser`; "
+                                                      "default: the default parser's weights, models/parser-real)."),
     sets: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set lambda_gp=0 --set batch=2."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:N."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile every network the training step runs."),
@@ -66,6 +67,15 @@ def train_main(
     out_dir = Path(out)
     _refuse_overwrite(out_dir / CHECKPOINT, resume)
     cfg = load_config(config, **_parse_sets(sets))
+    if parser_weights is None and cfg.lambda_gp > 0:
+        from ..stages.parse_unet import default_weights
+
+        found = default_weights()
+        if found is None:
+            fail("the parsing loss (lambda_gp > 0) needs a frozen parser and none was found: pass --parser-weights "
+                 "FILE (train one with `mgpe train parser`) or --set lambda_gp=0")
+        parser_weights = str(found)
+        con.print(f"parsing loss: the default parser {escape(parser_weights)}")
     dataset = open_dataset(data, masks, labels, cfg.resolution)
     trainer = GANTrainer(dataset, out_dir, cfg, parser_weights=parser_weights, device=device, compile=compile_,
                          warn=lambda m: con.print(f"[yellow]warning:[/] {m}"))
