@@ -83,17 +83,48 @@ def warp_crop(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (size, size), flags=flags, borderMode=cv2.BORDER_REFLECT101)
 
 
+def check_layout(source: Path, out_dir: Path) -> None:
+    """Refuse an output folder that would overwrite or mix with the inputs: the input folder itself, a folder
+    inside it (a later run would read the outputs as photos) or one holding it; for one photo, an output
+    folder where its own PNG name would replace it."""
+    from .errors import UsageError
+
+    src, out = source.resolve(), out_dir.resolve()
+    if source.is_file():
+        if (out / (source.stem + ".png")) == src:
+            raise UsageError(f"{out_dir}: the output {source.stem}.png would replace the input {source}; "
+                             "choose another output folder")
+        return
+    if out == src:
+        raise UsageError(f"{out_dir}: the output folder is the input folder; its photos would be replaced")
+    if src in out.parents:
+        raise UsageError(f"{out_dir}: the output folder is inside the input folder {source}; choose one outside it")
+    if out in src.parents:
+        raise UsageError(f"{out_dir}: the output folder holds the input folder {source}; choose another")
+
+
 def plan_jobs(source: str | os.PathLike, out_dir: str | os.PathLike) -> list[tuple[Path, Path]]:
-    """(photo, output stem) pairs: one file, or every image under a folder with its relative layout kept."""
+    """(photo, output stem) pairs: one file, or every image under a folder with its relative layout kept.
+    Photos whose names differ only in the extension (`face.jpg`, `face.png`) keep it in their stems
+    (`face_jpg`, `face_png`), so no output stands for two photos. Refuses layouts that lose photos."""
+    from collections import Counter
+
     from .errors import UsageError
     from .io import list_images
 
     source, out_dir = Path(source), Path(out_dir)
+    if not source.exists():
+        raise UsageError(f"{source}: no such file or folder")
+    check_layout(source, out_dir)
     if source.is_file():
         return [(source, out_dir / source.stem)]
     if not source.is_dir():
-        raise UsageError(f"{source}: no such file or folder")
-    return [(p, out_dir / p.relative_to(source).with_suffix("")) for p in list_images(source)]
+        raise UsageError(f"{source}: not a file or folder")
+    photos = list_images(source)
+    rel = [p.relative_to(source).with_suffix("") for p in photos]
+    taken = Counter(r.as_posix().lower() for r in rel)
+    return [(p, out_dir / (r.with_name(f"{r.name}_{p.suffix[1:].lower()}") if taken[r.as_posix().lower()] > 1 else r))
+            for p, r in zip(photos, rel)]
 
 
 def align_one(aligner, photo: Path, stem: Path, *, size: int = 256, all_faces: bool = False,
@@ -117,7 +148,7 @@ def align_one(aligner, photo: Path, stem: Path, *, size: int = 256, all_faces: b
         return Outcome(photo, "no-face", error="no face found")
     outputs = []
     for i, face in enumerate(faces if all_faces else faces[:1]):
-        out = stem.with_name(f"{stem.name}_{i}.png") if all_faces else stem.with_suffix(".png")
+        out = stem.with_name(f"{stem.name}_{i}.png" if all_faces else f"{stem.name}.png")  # stems may hold dots
         face.alignment.source_path = str(photo.resolve())
         # The sidecar goes first: an image without its sidecar is redone on resume, never trusted.
         write_json(out.with_suffix(".json"), face.alignment.to_json())

@@ -67,11 +67,6 @@ def _vacate(labels: np.ndarray, region: np.ndarray, exclude: np.ndarray | None =
     return out
 
 
-def _disk(radius: int) -> np.ndarray:
-    y, x = np.ogrid[-radius:radius + 1, -radius:radius + 1]
-    return x * x + y * y <= radius * radius
-
-
 @dataclass(frozen=True)
 class Region:
     """A relative box `x0:x1,y0:y1` or a named region resolved against the mask being edited."""
@@ -136,15 +131,16 @@ class Morph:
         sel = np.isin(labels, self.src)
         if not sel.any():
             return labels.copy()
+        # A disk of radius px through exact Euclidean distances: the cost does not grow with px.
         if self.kind == "grow":
-            grown = ndimage.binary_dilation(sel, structure=_disk(self.px))
+            dist, (iy, ix) = ndimage.distance_transform_edt(~sel, return_indices=True)
             # Each new pixel takes the label of the nearest pixel of the component (mouth keeps its lips).
-            _, (iy, ix) = ndimage.distance_transform_edt(~sel, return_indices=True)
             out = labels.copy()
-            new = grown & ~sel
+            new = (dist <= self.px) & ~sel
             out[new] = labels[iy[new], ix[new]]
             return out
-        kept = ndimage.binary_erosion(sel, structure=_disk(self.px))
+        inside = ndimage.distance_transform_edt(np.pad(sel, 1))[1:-1, 1:-1]  # outside the mask counts as not sel
+        kept = inside > self.px
         return _vacate(labels, sel & ~kept, exclude=sel)
 
 
@@ -230,10 +226,18 @@ def _parse_region(op: str, text: str) -> Region:
     return Region(box=(x0, x1, y0, y1))
 
 
+# The largest mask the toolkit makes (`--size` stops at 4096): no pixel argument needs to go beyond it.
+MAX_PIXELS_ARG = 4096
+VERBS = ("grow", "shrink", "move", "scale", "from")
+
+
 def _int(op: str, what: str, text: str) -> int:
     if not re.fullmatch(r"[-+]?\d+", text.strip()):
         raise MaskOpError(op, f"{what} must be a whole number of pixels, got {text!r}")
-    return int(text)
+    value = int(text)
+    if abs(value) > MAX_PIXELS_ARG:
+        raise MaskOpError(op, f"{what} {value} is larger than any mask ({MAX_PIXELS_ARG} pixels at most)")
+    return value
 
 
 def parse_op(text: str) -> MaskOp:
@@ -241,6 +245,11 @@ def parse_op(text: str) -> MaskOp:
     op = text.strip()
     if not op:
         raise MaskOpError(text, "empty op")
+    if "->" not in op and op.endswith("-") and op.partition(":")[0] not in VERBS:
+        raise MaskOpError(op, f"ends in '-': the shell read '>...' as a redirection (and made a file of that "
+                              f"name): quote the op, as in '{op}>skin', or write {op[:-1]}=DST")
+    if "->" not in op and "=" in op and op.partition(":")[0] not in VERBS:
+        op = op.replace("=", "->", 1)  # SRC=DST: the spelling no shell mistakes for a redirection
     if "->" in op:
         lhs, _, rhs = op.partition("->")
         dst_text, _, region_text = rhs.partition("@")
@@ -257,7 +266,7 @@ def parse_op(text: str) -> MaskOp:
     if not sep:
         raise MaskOpError(op, "expected SRC->DST or VERB:NAME:ARG with VERB one of grow, shrink, move, scale, from")
     name, sep, arg = rest.partition(":")  # FILE may itself hold colons
-    if verb not in ("grow", "shrink", "move", "scale", "from"):
+    if verb not in VERBS:
         raise MaskOpError(op, f"unknown verb {verb!r} (grow, shrink, move, scale, from)")
     if not sep or not arg.strip():
         raise MaskOpError(op, f"{verb} needs {verb}:NAME:{ {'grow': 'PX', 'shrink': 'PX', 'move': 'DX,DY', 'scale': 'F', 'from': 'FILE'}[verb] }")

@@ -111,7 +111,7 @@ def parse_one(pipe, source: Path, stem: Path, *, coords: str = "auto", preview: 
 
     if coords not in COORDS:
         raise UsageError(f"--coords must be one of {', '.join(COORDS)}, not {coords!r}")
-    out = stem.with_suffix(".png")
+    out = stem.with_name(stem.name + ".png")  # a stem may hold dots (`my.photo`)
     if not overwrite and out.exists() and (not preview or preview_path(out).exists()):
         return Outcome(source, "skipped", [out])
     try:

@@ -158,3 +158,36 @@ def test_from_file_without_the_component_is_refused(tmp_path):
 def test_parse_ops_fails_before_any_work():
     with pytest.raises(MaskOpError, match="grow:eyes:-"):
         parse_ops(["hair->skin", "grow:eyes:-"])
+
+
+def test_an_op_cut_by_a_shell_redirection_says_so():
+    with pytest.raises(MaskOpError, match=r"the shell read '>\.\.\.' as a redirection.*'hair->skin'.*hair=DST"):
+        parse_op("hair-")
+
+
+def test_src_equals_dst_is_a_relabel():
+    m = np.array([[I["hair"], I["skin"]], [I["hair"], I["background"]]], np.uint8)
+    assert np.array_equal(parse_op("hair=skin").apply(m), parse_op("hair->skin").apply(m))
+    assert parse_op("hair=skin@forehead").region is not None
+
+
+def test_pixel_arguments_are_bounded_by_the_largest_mask():
+    for bad in ("grow:eyes:100000", "shrink:lips:4097", "move:mouth:99999999999999999999,0", "move:mouth:0,-5000"):
+        with pytest.raises(MaskOpError, match="larger than any mask"):
+            parse_op(bad)
+
+
+def test_a_large_grow_is_quick_and_exact():
+    import time
+
+    m = np.zeros((256, 256), np.uint8)
+    m[120:128, 90:110] = I["l_eye"]
+    t = time.perf_counter()
+    grown = parse_op("grow:eyes:127").apply(m)
+    assert time.perf_counter() - t < 5
+    # Within 127 pixels of some eye pixel, by brute force.
+    eye = np.argwhere(m == I["l_eye"])
+    grid = np.argwhere(np.ones_like(m, bool))
+    near = (((grid[:, None, :] - eye[None, :, :]) ** 2).sum(-1) <= 127 ** 2).any(1).reshape(m.shape)
+    assert np.array_equal(grown == I["l_eye"], near)
+    assert (parse_op("shrink:eyes:4096").apply(m) == I["l_eye"]).sum() == 0

@@ -111,3 +111,31 @@ def test_paste_back_changes_only_face_and_hair(photos, tmp_path, astronaut):
 def test_paste_back_errors_are_one_line(tmp_path):
     proc = mgpe("paste-back", tmp_path / "none.png", "-o", tmp_path / "o.png")
     assert proc.returncode == 2 and "no alignment sidecar" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_layouts_that_would_lose_photos_are_refused_before_any_work(tmp_path, astronaut):
+    src = tmp_path / "photos"
+    write_image(src / "astronaut.png", astronaut)
+    before = (src / "astronaut.png").read_bytes()
+    for cmd in (["align", src, src], ["parse", src, src, "--overwrite"], ["parse", src, src / "masks"],
+                ["align", src / "astronaut.png", src], ["batch", src, src, "--mask-op", "hair->skin", "--overwrite"],
+                ["parse", src, tmp_path]):
+        proc = mgpe(*cmd)
+        assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr, (cmd, proc.stderr)
+    assert sorted(p.name for p in src.iterdir()) == ["astronaut.png"]
+    assert (src / "astronaut.png").read_bytes() == before
+
+
+def test_photos_that_share_a_name_get_one_output_each(tmp_path, astronaut):
+    src = tmp_path / "photos"
+    write_image(src / "face.png", astronaut)
+    write_image(src / "face.jpg", astronaut[:, ::-1])
+    write_image(src / "my.photo.png", astronaut)
+    out = tmp_path / "masks"
+    proc = mgpe("parse", src, out, "--coords", "aligned")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "keep their extension" in proc.stderr and "face.jpg → face_jpg" in proc.stderr
+    masks = sorted(p.name for p in out.glob("*.png") if ".aligned" not in p.name)
+    assert masks == ["face_jpg.png", "face_png.png", "my.photo.png"]
+    a, b = read_mask(out / "face_png.png"), read_mask(out / "face_jpg.png")
+    assert (a[:, ::-1] != b).mean() < 0.2 and (a != b).mean() > 0.01  # each from its own photo

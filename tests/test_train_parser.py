@@ -149,3 +149,45 @@ def test_helen_folder_loads_with_converted_labels(helen_dir):
     assert s.image.shape[:2] == s.mask.shape
     present = set(np.unique(s.mask).tolist())
     assert {L["hair"], L["u_lip"], L["l_lip"], L["nose"], L["skin"]} <= present and max(present) < 19
+
+
+def test_data_specs_that_name_nothing_are_usage_errors(tmp_path):
+    from mgpe_toolkit.errors import UsageError
+    from mgpe_toolkit.train.data import open_dataset
+
+    for spec, reason in (("synthetic:0", "at least 1"), ("synthetic:-5", "at least 1"), ("synthetic:x", "a number"),
+                         ("synthetic", "synthetic:N"), (str(tmp_path / "none"), "no such folder")):
+        with pytest.raises(UsageError, match=reason):
+            open_dataset(spec)
+
+
+def test_training_settings_are_checked_before_any_work():
+    from mgpe_toolkit.errors import UsageError
+    from mgpe_toolkit.nets.config import load_config
+
+    for key, value in (("batch", 0), ("lr", -1.0), ("checkpoint_every", 0), ("lambda_gp", -1.0)):
+        with pytest.raises(UsageError, match=key):
+            load_config("tiny", **{key: value})
+    for kwargs in ({"size": 8192}, {"batch": 0}, {"checkpoint_every": 0}, {"lr": -1.0}):
+        with pytest.raises(UsageError):
+            ParserTrainConfig(**kwargs)
+    proc = subprocess.run([sys.executable, "-m", "mgpe_toolkit", "train", "--config", "tiny", "--data", "synthetic:4",
+                           "--out", "/nonexistent/run", "--set", "checkpoint_every=0"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "checkpoint_every=0 must be at least 1" in proc.stderr
+
+
+def test_resume_refuses_other_data_or_settings_with_a_readable_message(tmp_path):
+    def train(*args):
+        cmd = [sys.executable, "-m", "mgpe_toolkit", "train", "parser", "--out", str(tmp_path / "run"), "--size", "32",
+               "--batch", "2", "--augment", "none", *args]
+        return subprocess.run(cmd, capture_output=True, text=True)
+
+    first = train("--base", "4", "--data", "synthetic:6", "--steps", "2")
+    assert first.returncode == 0, first.stderr
+    other = train("--base", "4", "--data", "synthetic:7", "--steps", "4", "--resume")
+    assert other.returncode == 2 and "was trained on synthetic portraits: 6" in other.stderr, other.stderr
+    assert "same --data" in other.stderr and "Traceback" not in other.stderr
+    wider = train("--base", "8", "--data", "synthetic:6", "--steps", "4", "--resume")
+    assert wider.returncode == 2 and "base 4 → 8" in wider.stderr, wider.stderr
+    same = train("--base", "4", "--data", "synthetic:6", "--steps", "4", "--resume")
+    assert same.returncode == 0 and "resumed" in same.stderr, same.stderr

@@ -142,6 +142,7 @@ def _run_jobs(verb: str, source: str, out: str, title: str, unit: str, run_one) 
     jobs = plan_jobs(source, out)
     if not jobs:
         fail(f"{source}: no images found (looked for png, jpg, jpeg, webp, bmp, tif, tiff)")
+    _note_renamed(jobs)
     outcomes = []
     with Progress(TextColumn(f"[bold]{verb}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                   TimeRemainingColumn(), console=_console(stderr=True)) as progress:
@@ -155,6 +156,18 @@ def _run_jobs(verb: str, source: str, out: str, title: str, unit: str, run_one) 
     _summary(outcomes, f"{title} → {out}")
     if any(o.failed for o in outcomes):
         raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _note_renamed(jobs) -> None:
+    """Say which photos keep their extension in their output names (two photos with one stem)."""
+    from rich.markup import escape
+
+    renamed = [(p, stem) for p, stem in jobs if stem.name != p.stem]
+    if renamed:
+        shown = ", ".join(f"{p.name} → {stem.name}" for p, stem in renamed[:6])
+        more = f" and {len(renamed) - 6} more" if len(renamed) > 6 else ""
+        _console(stderr=True).print(f"note: photos that share a name keep their extension in the output name: "
+                                    f"{escape(shown)}{more}", soft_wrap=True)
 
 
 def _summary(outcomes, title: str) -> None:

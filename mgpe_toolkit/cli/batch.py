@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import EXIT_SOME_FAILED
-from .app import _console, _summary, app, fail
+from .app import _console, _note_renamed, _summary, app, fail
 
 export_app = typer.Typer(help="Export the learned stages (ONNX graphs + manifest).", no_args_is_help=True,
                          rich_markup_mode="rich")
@@ -138,6 +138,12 @@ def batch_cmd(
     face_source = swap_from or from_
     if face_source is not None and not Path(face_source).is_file():
         fail(f"{face_source}: no such file")
+    # plan_jobs refuses layouts that lose photos; stems may hold dots (`my.photo`), so the suffix is added.
+    planned = plan_jobs(source, out)
+    if not planned:
+        fail(f"{source}: no images found")
+    _note_renamed(planned)
+    jobs = [(p, s.with_name(s.name + ".png")) for p, s in planned]
     if backend == "auto":
         from ..export.runtime import find_manifest
 
@@ -160,9 +166,6 @@ def batch_cmd(
         if not weights:
             fail("--backend torch needs --weights mgpe-gan.safetensors")
         runner = TorchRunner(weights)
-    jobs = [(p, s.with_suffix(".png")) for p, s in plan_jobs(source, out)]
-    if not jobs:
-        fail(f"{source}: no images found")
     workers = workers or min(os.cpu_count() or 1, len(jobs))
     batch_size = batch_size or default_batch_size(runner)
     con = _console(stderr=True)

@@ -79,9 +79,9 @@ def train_main(
     dataset = open_dataset(data, masks, labels, cfg.resolution)
     trainer = GANTrainer(dataset, out_dir, cfg, parser_weights=parser_weights, device=device, compile=compile_,
                          warn=lambda m: con.print(f"[yellow]warning:[/] {m}"))
-    if not _resume(trainer, resume, steps, out_dir / CHECKPOINT, con):
-        return
     description = dataset.describe()
+    if not _resume(trainer, resume, steps, out_dir / CHECKPOINT, con, description):
+        return
     con.print(f"data: {description}; config: {config} ({cfg.resolution}²); device: {trainer.device}"
               f"{' (bf16 autocast)' if trainer.amp else ''}")
 
@@ -100,9 +100,9 @@ def _refuse_overwrite(checkpoint: Path, resume: bool) -> None:
         fail(f"{checkpoint.parent}: holds a run already (use --resume to continue it, or another --out)")
 
 
-def _resume(trainer, resume: bool, steps: int, checkpoint: Path, con) -> bool:
-    """Resume when asked; False when the run is already at `steps` (nothing to do)."""
-    if resume and trainer.resume():
+def _resume(trainer, resume: bool, steps: int, checkpoint: Path, con, data_description: str) -> bool:
+    """Resume when asked (the same settings and data only); False when the run is already at `steps`."""
+    if resume and trainer.resume(data_description):
         con.print(f"resumed {checkpoint} at step {trainer.step}")
     if trainer.step >= steps:
         con.print(f"already at step {trainer.step} ≥ --steps {steps}: nothing to do")
@@ -188,9 +188,9 @@ def train_parser_cmd(
                                augment=augment, decay_steps=decay_steps)
     trainer = ParserTrainer(dataset, out_dir, config, device=device, init=None if resume else init,
                             warn=lambda m: con.print(f"[yellow]warning:[/] {m}"))
-    if not _resume(trainer, resume, steps, out_dir / CHECKPOINT, con):
-        return
     description = dataset.describe()
+    if not _resume(trainer, resume, steps, out_dir / CHECKPOINT, con, description):
+        return
     con.print(f"data: {description}; device: {trainer.device}; class weights: "
               f"{json.dumps([round(float(w), 2) for w in trainer.weights])}")
     _with_progress("train parser", trainer, steps, con, lambda loss: f"loss {loss:.3f}",

@@ -49,6 +49,17 @@ class GANConfig:
             raise UsageError(f"resolution {self.resolution} must be a multiple of 32")
         if self.norm not in ("instance", "batch", "none"):
             raise UsageError(f"norm must be instance, batch or none, not {self.norm!r}")
+        if not 32 <= self.resolution <= 1024:
+            raise UsageError(f"resolution {self.resolution} must lie in 32..1024")
+        for key in ("batch", "checkpoint_every", "image_every", "comp_channels", "comp_width", "mask_channels",
+                    "gen_channels", "bg_channels", "disc_channels", "disc_layers"):
+            if getattr(self, key) < 1:
+                raise UsageError(f"config {key}={getattr(self, key)} must be at least 1")
+        if not self.lr > 0 or not 0 <= self.beta1 < 1 or not 0 <= self.beta2 < 1:
+            raise UsageError(f"config lr={self.lr} must be > 0 and beta1, beta2 in [0, 1)")
+        negative = [k for k in self.__dataclass_fields__ if k.startswith("lambda_") and getattr(self, k) < 0]
+        if negative:
+            raise UsageError(f"config {negative[0]}={getattr(self, negative[0])} must not be negative")
 
     @property
     def grid(self) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -80,9 +80,13 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
 
 
 def load_into(path: str | os.PathLike, models: dict[str, torch.nn.Module],
-              optimizers: dict[str, torch.optim.Optimizer] | None = None) -> dict[str, Any]:
-    """Load a checkpoint into live models (and optimisers); returns its metadata."""
+              optimizers: dict[str, torch.optim.Optimizer] | None = None, *,
+              check: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Load a checkpoint into live models (and optimisers); returns its metadata. `check(meta)` runs first and
+    may refuse the checkpoint (other settings, other data) before any tensor is loaded."""
     tensors, meta = read_checkpoint(path)
+    if check is not None:
+        check(meta)
     for name, model in models.items():
         prefix = f"model.{name}."
         sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -97,3 +101,18 @@ def load_into(path: str | os.PathLike, models: dict[str, torch.nn.Module],
         if name in meta["optimizers"]:
             opt.load_state_dict(_unflatten_optimizer(name, tensors, meta["optimizers"][name]))
     return meta
+
+
+def same_run(path: Path, meta: dict[str, Any], config: dict, data_description: str | None) -> None:
+    """Refuse to resume a checkpoint made with another config, or (when known on both sides) other data."""
+    from ..errors import UsageError
+
+    if meta["config"] != config:
+        diff = sorted(k for k in set(config) | set(meta["config"]) if meta["config"].get(k) != config.get(k))
+        shown = ", ".join(f"{k} {meta['config'].get(k)!r} → {config.get(k)!r}" for k in diff)
+        raise UsageError(f"{path}: was trained with other settings ({shown}); resume with the same options or "
+                         "use a new --out")
+    was = meta.get("extra", {}).get("data")
+    if data_description and was and was != data_description:
+        raise UsageError(f"{path}: was trained on {was}; this run's data is {data_description}: resume with the "
+                         "same --data or use a new --out")

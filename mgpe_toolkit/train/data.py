@@ -103,10 +103,13 @@ def open_dataset(data: str, masks: str | None = None, labels: str = "canonical",
             n = int(data.split(":", 1)[1])
         except ValueError:
             raise UsageError(f"{option} {data!r}: expected synthetic:N with N a number") from None
+        if n < 1:
+            raise UsageError(f"{option} {data!r}: N must be at least 1")
         return SyntheticSet(n, size)
     root = Path(data)
     if not root.is_dir():
-        raise UsageError(f"{option} {data}: no such folder")
+        hint = " (the built-in portraits are synthetic:N, e.g. synthetic:1000)" if data == "synthetic" else ""
+        raise UsageError(f"{option} {data}: no such folder{hint}")
     if (root / "CelebAMask-HQ-mask-anno").is_dir():
         return CelebAMaskHQ(root)
     if masks:

@@ -253,21 +253,18 @@ class GANTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.out / CHECKPOINT, step=self.step, models={"G": self.G, "D": self.D},
                         optimizers={"G": self.opt_g, "D": self.opt_d}, config=self.config.to_dict(),
-                        extra=self.parser_info)
+                        extra={**self.parser_info, "data": data_description})
         return export_generator(self.G, self.out / WEIGHTS, step=self.step, data=data_description,
                                 extra=self.parser_info)
 
-    def resume(self) -> bool:
-        from .checkpoint import load_into
+    def resume(self, data_description: str | None = None) -> bool:
+        from .checkpoint import load_into, same_run
 
         path = self.out / CHECKPOINT
         if not path.is_file():
             return False
-        meta = load_into(path, {"G": self.G, "D": self.D}, {"G": self.opt_g, "D": self.opt_d})
-        if meta["config"] != self.config.to_dict():
-            diff = sorted(k for k, v in self.config.to_dict().items() if meta["config"].get(k) != v)
-            raise UsageError(f"{path}: was trained with a different config (differs in {', '.join(diff)}); "
-                             "resume with the same --config/--set or use a new --out")
+        meta = load_into(path, {"G": self.G, "D": self.D}, {"G": self.opt_g, "D": self.opt_d},
+                         check=lambda m: same_run(path, m, self.config.to_dict(), data_description))
         self.step = meta["step"]
         return True
 

@@ -29,6 +29,15 @@ class ParserTrainConfig:
     augment: str = "none"  # "wild": zoom/rotate/shift windows and photometric damage (train.augmentation)
     decay_steps: int = 0  # > 0: the learning rate falls along a half cosine to 1% of lr at this step
 
+    def __post_init__(self):
+        if not 16 <= self.size <= 1024:
+            raise UsageError(f"size {self.size} must lie in 16..1024")
+        for key in ("base", "depth", "batch", "checkpoint_every"):
+            if getattr(self, key) < 1:
+                raise UsageError(f"{key} {getattr(self, key)} must be at least 1")
+        if not self.lr > 0 or self.decay_steps < 0:
+            raise UsageError(f"lr {self.lr} must be > 0 and decay steps {self.decay_steps} not negative")
+
     def lr_at(self, step: int) -> float:
         if self.decay_steps <= 0:
             return self.lr
@@ -167,21 +176,20 @@ class ParserTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         cfg = asdict(self.config)
         save_checkpoint(self.out / CHECKPOINT, step=self.step, models={"parser": self.model},
-                        optimizers={"parser": self.opt}, config=cfg)
+                        optimizers={"parser": self.opt}, config=cfg, extra={"data": data_description})
         return export_parser_weights(self.model, self.out / WEIGHTS, step=self.step, config=cfg,
                                      data=data_description, init=self.init)
 
-    def resume(self) -> bool:
-        """Continue from out/checkpoint.safetensors if there is one; True if it did."""
-        from .checkpoint import load_into
+    def resume(self, data_description: str | None = None) -> bool:
+        """Continue from out/checkpoint.safetensors if there is one; True if it did. Refuses a checkpoint made
+        with other settings or (when given) other data."""
+        from .checkpoint import load_into, same_run
 
         path = self.out / CHECKPOINT
         if not path.is_file():
             return False
-        meta = load_into(path, {"parser": self.model}, {"parser": self.opt})
-        if meta["config"] != asdict(self.config):
-            raise UsageError(f"{path}: was trained with a different config ({meta['config']}); "
-                             "resume with the same options or use a new --out")
+        meta = load_into(path, {"parser": self.model}, {"parser": self.opt},
+                         check=lambda m: same_run(path, m, asdict(self.config), data_description))
         self.step = meta["step"]
         return True
 
