@@ -137,6 +137,7 @@ def test_cli_train_errors_and_a_short_run(tmp_path):
     assert proc.returncode == 0, proc.stderr
     card = json.loads((tmp_path / "r" / "mgpe-gan.json").read_text())
     assert card["config"]["batch"] == 2 and card["command"].startswith("mgpe train --config tiny")
+    assert card["steps"] == 2 and card["target_steps"] == 2 and card["finished"] is True
 
 
 def test_train_without_any_parser_says_what_to_run(monkeypatch, tmp_path):

@@ -191,3 +191,25 @@ def test_resume_refuses_other_data_or_settings_with_a_readable_message(tmp_path)
     assert wider.returncode == 2 and "base 4 → 8" in wider.stderr, wider.stderr
     same = train("--base", "4", "--data", "synthetic:6", "--steps", "4", "--resume")
     assert same.returncode == 0 and "resumed" in same.stderr, same.stderr
+
+
+def test_a_stopped_run_leaves_weights_that_say_so(tmp_path):
+    cfg = ParserTrainConfig(**TINY, checkpoint_every=3)
+    trainer = ParserTrainer(SyntheticSet(20, 64), tmp_path, cfg)
+    batches = trainer.batches
+    stop_at = 4
+
+    def flaky(step):  # the machine goes away during step 4
+        if step == stop_at:
+            raise KeyboardInterrupt
+        return batches(step)
+
+    trainer.batches = flaky
+    with pytest.raises(KeyboardInterrupt):
+        run_training(trainer, 10, data_description="test", workers=0)
+    card = json.loads((tmp_path / "parser-unet.json").read_text())
+    assert card["steps"] == 3 and card["target_steps"] == 10 and card["finished"] is False
+    trainer.batches = batches
+    run_training(trainer, 10, data_description="test", workers=0)
+    card = json.loads((tmp_path / "parser-unet.json").read_text())
+    assert card["steps"] == 10 and card["finished"] is True

@@ -116,3 +116,10 @@ def same_run(path: Path, meta: dict[str, Any], config: dict, data_description: s
     if data_description and was and was != data_description:
         raise UsageError(f"{path}: was trained on {was}; this run's data is {data_description}: resume with the "
                          "same --data or use a new --out")
+
+
+def run_state(step: int, target: int | None) -> dict[str, Any]:
+    """What a model card says of the run that wrote it: the step it asked for and whether it got there."""
+    if target is None:
+        return {}
+    return {"target_steps": target, "finished": step >= target}

@@ -247,15 +247,17 @@ class GANTrainer:
         return {"global": glob / k, "local": local / k, "mask_accuracy": agree / k if self.parser is not None else float("nan")}
 
     # -- files --------------------------------------------------------------------------------------------
-    def save(self, data_description: str = "") -> Path:
-        from .checkpoint import save_checkpoint
+    def save(self, data_description: str = "", target: int | None = None) -> Path:
+        """Checkpoint + inference weights and card; with the run's `target` step, the card says whether the
+        run got there (a killed run's weights must not pass for finished ones)."""
+        from .checkpoint import run_state, save_checkpoint
 
         self.out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.out / CHECKPOINT, step=self.step, models={"G": self.G, "D": self.D},
                         optimizers={"G": self.opt_g, "D": self.opt_d}, config=self.config.to_dict(),
                         extra={**self.parser_info, "data": data_description})
         return export_generator(self.G, self.out / WEIGHTS, step=self.step, data=data_description,
-                                extra=self.parser_info)
+                                extra={**self.parser_info, **run_state(self.step, target)})
 
     def resume(self, data_description: str | None = None) -> bool:
         from .checkpoint import load_into, same_run
@@ -353,7 +355,7 @@ def run_gan_training(trainer: GANTrainer, steps: int, *, data_description: str,
                 write_image(trainer.out / "samples" / f"step-{trainer.step:07d}.png",
                             (grid.permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8))
             if trainer.step % cfg.checkpoint_every == 0 or trainer.step == steps:
-                trainer.save(data_description)
+                trainer.save(data_description, target=steps)
     finally:
         log.close()
     return history

@@ -165,9 +165,10 @@ class ParserTrainer:
         return f"{path.name} (sha256 {_digest(path)}, step {meta.get('step', '?')})"
 
     # -- files --------------------------------------------------------------------------------------------
-    def save(self, data_description: str = "") -> Path:
+    def save(self, data_description: str = "", target: int | None = None) -> Path:
+        """Checkpoint + inference weights and card (which says whether the run reached `target`)."""
         from ..io import read_json
-        from .checkpoint import save_checkpoint
+        from .checkpoint import run_state, save_checkpoint
 
         card = self.out / WEIGHTS.replace(".safetensors", ".json")
         if self.init is None and card.is_file():  # a resumed fine-tuning run keeps saying where it started
@@ -178,7 +179,7 @@ class ParserTrainer:
         save_checkpoint(self.out / CHECKPOINT, step=self.step, models={"parser": self.model},
                         optimizers={"parser": self.opt}, config=cfg, extra={"data": data_description})
         return export_parser_weights(self.model, self.out / WEIGHTS, step=self.step, config=cfg,
-                                     data=data_description, init=self.init)
+                                     data=data_description, init=self.init, run=run_state(self.step, target))
 
     def resume(self, data_description: str | None = None) -> bool:
         """Continue from out/checkpoint.safetensors if there is one; True if it did. Refuses a checkpoint made
@@ -195,7 +196,7 @@ class ParserTrainer:
 
 
 def export_parser_weights(model, path: Path, *, step: int, config: dict, data: str = "",
-                          init: str | None = None) -> Path:
+                          init: str | None = None, run: dict | None = None) -> Path:
     """Inference weights (safetensors, config in the metadata) plus a model card `NAME.json` beside them."""
     from safetensors.torch import save_file
 
@@ -207,7 +208,7 @@ def export_parser_weights(model, path: Path, *, step: int, config: dict, data: s
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
     write_json(path.with_suffix(".json"), {
         "network": "U-Net parser P_F (mgpe_toolkit.nets.unet)", "config": config, "unet": model.config.to_dict(),
-        "steps": step, "data": data, **({"initialised_from": init} if init else {}),
+        "steps": step, "data": data, **({"initialised_from": init} if init else {}), **(run or {}),
         "parameters": int(sum(p.numel() for p in model.parameters())),
     })
     return path
@@ -228,7 +229,7 @@ def run_training(trainer: ParserTrainer, steps: int, *, data_description: str,
             if on_step:
                 on_step(trainer.step, loss)
             if trainer.step % trainer.config.checkpoint_every == 0 or trainer.step == steps:
-                trainer.save(data_description)
+                trainer.save(data_description, target=steps)
     finally:
         log.close()
     return losses
