@@ -170,6 +170,22 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95
     return path
 
 
+def output_problem(path: str | os.PathLike, *, mask: bool = False) -> str | None:
+    """Why an image (or, with `mask`, a label mask) cannot be written at `path`, checked before any work; None
+    when it can."""
+    path = Path(path)
+    if mask and path.suffix.lower() != ".png":
+        return "masks are written as PNG (lossless): name it *.png"
+    if path.suffix.lower() not in _PIL_FORMATS:
+        return f"unsupported output format {path.suffix!r} (use one of {', '.join(_PIL_FORMATS)})"
+    if path.is_dir():
+        return "is a folder, not a file name"
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and (not parent.is_dir() or not os.access(parent, os.W_OK)):
+        return f"cannot write into {parent}"
+    return None
+
+
 def preview_path(mask_path: str | os.PathLike) -> Path:
     """Where the colour preview of a mask goes: `x.mask.png` -> `x.mask.preview.png`."""
     p = Path(mask_path)

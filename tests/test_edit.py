@@ -194,3 +194,30 @@ def test_cli_errors_are_one_line_and_leave_no_output(photos, tmp_path):
     proc = mgpe("edit", "--aligned", tmp_path / "face.png", "--source-mask", tmp_path / "src.png",
                 "--mask", tmp_path / "tgt.png", "-o", tmp_path / "out.png")
     assert proc.returncode == 1 and "no left_eye" in proc.stderr and not (tmp_path / "out.png").exists()
+
+
+def test_outputs_are_checked_before_the_work_and_a_failing_extra_never_loses_the_result(pipe, photos, tmp_path):
+    import time
+
+    for args, named in ((["-o", tmp_path / "big.txt"], "--out"), (["--save-mask", tmp_path / "m.jpg"], "--save-mask"),
+                        (["-o", tmp_path], "--out"), (["--aligned-out", tmp_path / "a.gif"], "--aligned-out")):
+        t = time.perf_counter()
+        proc = mgpe("edit", "--mask-op", "hair->skin", photos / "astro.png", *args)
+        assert proc.returncode == 2 and named in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert time.perf_counter() - t < 15
+    assert not list(tmp_path.glob("*.txt")) and not list(tmp_path.glob("*.jpg"))
+    # A secondary output that cannot be written (a file now stands where its folder should be): the result stays.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    out = tmp_path / "result.png"
+    import typer
+    from rich.console import Console
+
+    from mgpe_toolkit.cli.edit import write_result
+
+    face = pipe.prepare(read_image(photos / "astro.png"))
+    result = pipe.edit(face, ["hair->skin"])
+    with pytest.raises(typer.Exit) as exit_info:
+        write_result(result, out, None, Console(), save_mask=str(blocker / "m.png"))
+    assert exit_info.value.exit_code == 1
+    assert read_image(out).shape == result.pasted.shape

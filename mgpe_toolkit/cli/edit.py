@@ -58,15 +58,36 @@ def load_face(pipe, path: str, *, aligned: bool = False, mask: str | None = None
         fail(f"{p}: {exc}", EXIT_SOME_FAILED)
 
 
-def write_result(result, out: Path, aligned_out: Optional[str], con) -> None:
-    from ..io import write_image
+def check_outputs(out: Path, aligned_out: Optional[str] = None, save_mask: Optional[str] = None) -> None:
+    """Every output a command names is checked before any work (not after minutes of it)."""
+    from ..io import output_problem
+
+    for label, path, mask in (("--out", out, False), ("--aligned-out", aligned_out, False),
+                              ("--save-mask", save_mask, True)):
+        problem = output_problem(path, mask=mask) if path else None
+        if problem:
+            fail(f"{label} {path}: {problem}")
+
+
+def write_result(result, out: Path, aligned_out: Optional[str], con, save_mask: Optional[str] = None) -> None:
+    """The main result first; a secondary output that fails is reported (exit 1) and never costs the result."""
+    from ..errors import EXIT_SOME_FAILED, MgpeError
+    from ..io import write_image, write_mask
 
     written = [write_image(out, result.pasted if result.pasted is not None else result.aligned)]
-    if aligned_out:
-        written.append(write_image(aligned_out, result.aligned))
     stages = ", ".join(f"{k} {v}" for k, v in result.stages.items())
     note = "pasted back into the photo" if result.pasted is not None else "aligned (no photo to paste into)"
+    failed = []
+    for path, write in ((aligned_out, lambda p: write_image(p, result.aligned)),
+                        (save_mask, lambda p: write_mask(p, result.mask.labels, preview=True))):
+        if path:
+            try:
+                written.append(write(path))
+            except (MgpeError, OSError) as exc:
+                failed.append(f"{path}: {exc}")
     con.print(f"wrote {', '.join(map(str, written))} ({note}; {stages})")
+    if failed:
+        fail("; ".join(failed), EXIT_SOME_FAILED)
 
 
 def _default_out(path: str, suffix: str) -> Path:
@@ -101,12 +122,13 @@ def edit_cmd(
     weights: Optional[str] = WEIGHTS,
 ):
     """Edit a face through its mask: parse, apply the ops, regenerate, fuse, paste back into the photo."""
-    from ..io import write_mask
     from ..maskops import apply_ops, parse_ops
 
     if bool(mask_op) == bool(mask):
         fail("give --mask-op (repeatable) or --mask, one of them")
     ops = parse_ops(mask_op) if mask_op else None  # malformed ops fail here, before any work
+    out_path = Path(out) if out else _default_out(image, "edit")
+    check_outputs(out_path, aligned_out, save_mask)
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
     face = load_face(pipe, image, aligned=aligned, mask=source_mask)
     if ops is not None:
@@ -114,9 +136,7 @@ def edit_cmd(
     else:
         target = _target_mask(mask, face)
     result = _run(lambda: pipe.edit(face, target=target), image)
-    if save_mask:
-        write_mask(save_mask, result.mask.labels, preview=True)
-    write_result(result, Path(out) if out else _default_out(image, "edit"), aligned_out, _console())
+    write_result(result, out_path, aligned_out, _console(), save_mask)
 
 
 def _target_mask(path: str, face):
@@ -156,11 +176,13 @@ def swap_cmd(
     """Face swap with hair: the face of SOURCE, hair included, onto the photo of TARGET."""
     if shape not in ("target", "source"):
         fail(f"--shape must be target or source, not {shape!r}")
+    out_path = Path(out) if out else _default_out(target, "swap")
+    check_outputs(out_path, aligned_out)
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
     a = load_face(pipe, source, aligned=aligned)
     b = load_face(pipe, target, aligned=aligned)
     result = _run(lambda: pipe.swap(a, b, shape=shape), f"{source} -> {target}")
-    write_result(result, Path(out) if out else _default_out(target, "swap"), aligned_out, _console())
+    write_result(result, out_path, aligned_out, _console())
 
 
 @app.command("transfer")
@@ -191,11 +213,13 @@ def transfer_cmd(
                 names.append(name)
     if not names:
         fail("--component: name at least one component")
+    out_path = Path(out) if out else _default_out(target, "transfer")
+    check_outputs(out_path, aligned_out)
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
     a = load_face(pipe, source, aligned=aligned)
     b = load_face(pipe, target, aligned=aligned)
     result = _run(lambda: pipe.transfer(a, b, names), f"{source} -> {target}")
-    write_result(result, Path(out) if out else _default_out(target, "transfer"), aligned_out, _console())
+    write_result(result, out_path, aligned_out, _console())
 
 
 @app.command("synth")
@@ -224,6 +248,12 @@ def synth_cmd(
         fail(str(exc), EXIT_SOME_FAILED)
     if not Path(sources).is_dir():
         fail(f"--sources {sources}: no such folder")
+    if grid:
+        from ..io import output_problem
+
+        problem = output_problem(grid)
+        if problem:
+            fail(f"--grid {grid}: {problem}")
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
     con = _console()
     faces, names, problems = [], [], []
