@@ -5,6 +5,7 @@ import sys
 from typer.testing import CliRunner
 
 from mgpe_toolkit.cli import app
+from run_cli import mgpe
 
 runner = CliRunner()
 COMMANDS = ["align", "parse", "edit", "swap+", "transfer", "synth", "train", "export", "batch", "eval",
@@ -55,3 +56,20 @@ def test_help_does_not_import_heavy_modules():
             "print(sorted(m for m in ('torch', 'mediapipe', 'onnxruntime', 'cv2', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_user_strings_print_as_given(tmp_path, astronaut):
+    from mgpe_toolkit.io import write_image
+
+    odd = tmp_path / "x["
+    write_image(odd / "[bold]me.png", astronaut)
+    proc = mgpe("parse", odd, tmp_path / "out[/]", "--coords", "aligned")
+    assert proc.returncode == 0, proc.stderr
+    assert "out[/]" in proc.stdout.replace("\n", "") and "Traceback" not in proc.stderr
+    assert (tmp_path / "out[/]" / "[bold]me.png").is_file()
+    bad = mgpe("edit", "--mask-op", "grow:eyes:x", odd / "[bold]me.png")
+    assert bad.returncode == 2 and "grow:eyes:x" in bad.stderr and "👀" not in bad.stderr, bad.stderr
+    markup = mgpe("edit", "--mask-op", "[/]", odd / "[bold]me.png")
+    assert markup.returncode == 2 and "[/]" in markup.stderr and "Traceback" not in markup.stderr, markup.stderr
+    missing = mgpe("parse", tmp_path / "[red]none", tmp_path / "o")
+    assert missing.returncode == 2 and "[red]none" in missing.stderr

@@ -18,14 +18,23 @@ app = typer.Typer(
 
 
 def _console(stderr: bool = False):
+    """Every console prints text as it is: no markup, no emoji codes, so a file named `x[` or `[bold].png`
+    and an op `grow:eyes:2` print as given (styles come from `styled`)."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False)
+
+
+def styled(prefix: str, style: str, message: str = ""):
+    """`prefix` in `style`, then the message as plain text."""
+    from rich.text import Text
+
+    return Text.assemble((prefix, style), " " + message if message else "")
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
     """Print a one-line error and exit with code."""
-    _console(stderr=True).print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    _console(stderr=True).print(styled("error:", "bold red", str(message)), soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -160,14 +169,12 @@ def _run_jobs(verb: str, source: str, out: str, title: str, unit: str, run_one) 
 
 def _note_renamed(jobs) -> None:
     """Say which photos keep their extension in their output names (two photos with one stem)."""
-    from rich.markup import escape
-
     renamed = [(p, stem) for p, stem in jobs if stem.name != p.stem]
     if renamed:
         shown = ", ".join(f"{p.name} → {stem.name}" for p, stem in renamed[:6])
         more = f" and {len(renamed) - 6} more" if len(renamed) > 6 else ""
         _console(stderr=True).print(f"note: photos that share a name keep their extension in the output name: "
-                                    f"{escape(shown)}{more}", soft_wrap=True)
+                                    f"{shown}{more}", soft_wrap=True)
 
 
 def _summary(outcomes, title: str) -> None:
@@ -224,13 +231,14 @@ def labels_cmd(
     if fmt != "table":
         fail(f"--format must be table, json or markdown, got {fmt!r}")
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="Canonical labels (CelebAMask-HQ order; l_/r_ = smaller/larger x in the image)")
     for col in ("#", "name", "colour", "Helen", "BiSeNet", "component"):
         table.add_column(col, no_wrap=True)
     table.add_column("description", ratio=1)
     for r in rows:
-        table.add_row(str(r["index"]), r["name"], f"[on {r['color']}]      [/] {r['color']}", r["helen"],
+        table.add_row(str(r["index"]), r["name"], Text.assemble(("      ", f"on {r['color']}"), f" {r['color']}"), r["helen"],
                       str(r["bisenet"]), r["component"], r["description"])
     ctable = Table(title=f"The paper's five components (crops at {resolution}²)")
     for col in ("component", "labels", "crop (w×h)"):
@@ -280,7 +288,8 @@ def plugins_cmd(
     for col in ("stage", "name", "origin", "usable here", "description"):
         table.add_column(col)
     for r in rows:
-        usable = "[green]yes[/]" + (" (default)" if r["default"] else "") if r["usable"] else f"[red]no[/]: {r['reason']}"
+        usable = (styled("yes", "green", "(default)" if r["default"] else "") if r["usable"]
+                  else styled("no:", "red", str(r["reason"])))
         table.add_row(r["stage"], r["name"], r["origin"], usable, r["description"])
     con = _console()
     con.print(table)
@@ -332,7 +341,7 @@ def main() -> None:
     try:
         app()
     except MgpeError as exc:
-        _console(stderr=True).print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        _console(stderr=True).print(styled("error:", "bold red", str(exc)), soft_wrap=True)
         sys.exit(exc.exit_code)
 
 
@@ -391,7 +400,7 @@ def doctor_cmd(fmt: str = typer.Option("text", "--format", help="text or json.")
                       "*" if report["defaults"].get(p["stage"]) == p["name"] else "")
     con.print(table)
     for failure in report["plugin_failures"]:
-        con.print(f"[yellow]plugin failed to load:[/] {failure}")
+        con.print(styled("plugin failed to load:", "yellow", str(failure)))
     weights = Table(title="weights found (models/, $MGPE_MODELS)")
     for col in ("file", "MB", "network", "steps", "data"):
         weights.add_column(col)

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import EXIT_SOME_FAILED
-from .app import _console, _note_renamed, _summary, app, fail
+from .app import _console, _note_renamed, _summary, app, fail, styled
 
 export_app = typer.Typer(help="Export the learned stages (ONNX graphs + manifest).", no_args_is_help=True,
                          rich_markup_mode="rich")
@@ -56,8 +56,9 @@ def export_onnx_cmd(
     precision = "fp16" if fp16 else "int8" if int8 else "fp32"
     trained_on = _card_data(Path(weights).with_suffix(".json"))
     if int8 and calibrate.startswith("synthetic:") and trained_on and not trained_on.startswith("synthetic"):
-        _console(stderr=True).print(f"[yellow]note:[/] {weights} was trained on {trained_on}, and --int8 calibrates "
-                                    "on synthetic portraits: pass --calibrate with faces like the training data")
+        _console(stderr=True).print(styled("note:", "yellow", f"{weights} was trained on {trained_on}, and --int8 "
+                                           "calibrates on synthetic portraits: pass --calibrate with faces like the "
+                                           "training data"))
     manifest = export_onnx(weights, out, parser_weights=parser_weights, opset=opset, precision=precision,
                            calibrate=calibrate, calibrate_count=calibrate_count)
     man = json.loads(Path(manifest).read_text())
@@ -158,8 +159,9 @@ def batch_cmd(
 
         runner = OnnxRunner(exports, providers)
         if "demo-tiny" in runner.manifest["weights"]["file"]:
-            _console(stderr=True).print("[yellow]note:[/] this export holds the demo-tiny weights (synthetic "
-                                        "portraits, 64², not photo-realistic); --backend classical for real photos")
+            _console(stderr=True).print(styled("note:", "yellow", "this export holds the demo-tiny weights (synthetic "
+                                               "portraits, 64², not photo-realistic); --backend classical for real "
+                                               "photos"))
     elif backend == "torch":
         from ..export.runtime import TorchRunner
 

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from ..errors import EXIT_SOME_FAILED
-from .app import _console, app, fail
+from .app import _console, app, fail, styled
 
 eval_app = typer.Typer(help="FID, mask accuracy and reconstruction metrics.", no_args_is_help=True,
                        rich_markup_mode="rich")
@@ -30,7 +30,7 @@ def _images(folder: str, con) -> tuple[list, list[str], list[str]]:
             stems.append(path.relative_to(root).with_suffix("").as_posix())
         except InputError as exc:
             problems.append(str(exc))
-            con.print(f"[yellow]skipped[/] {exc}")
+            con.print(styled("skipped", "yellow", str(exc)))
     return images, stems, problems
 
 
@@ -104,7 +104,7 @@ def masks_cmd(
             pred = pipe.parse(image).labels
         except (InputError, MgpeError) as exc:
             problems.append(f"{stem}: {exc}")
-            con.print(f"[yellow]skipped[/] {stem}: {exc}")
+            con.print(styled("skipped", "yellow", f"{stem}: {exc}"))
             continue
         if truth.shape != pred.shape:
             import cv2
@@ -154,7 +154,7 @@ def recon_cmd(
             mask = read_mask(Path(masks) / f"{stem}.png") if masks else None
         except InputError as exc:
             problems.append(str(exc))
-            con.print(f"[yellow]skipped[/] {exc}")
+            con.print(styled("skipped", "yellow", str(exc)))
             continue
         if ref.shape != image.shape:
             problems.append(f"{stem}: size {image.shape[1]}×{image.shape[0]} differs from the reference")

@@ -5,9 +5,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 
-from .app import _console, fail
+from .app import _console, fail, styled
 
 train_app = typer.Typer(help="Train the paper's networks or the parser.", no_args_is_help=False,
                         invoke_without_command=True, rich_markup_mode="rich")
@@ -75,10 +74,10 @@ def train_main(
             fail("the parsing loss (lambda_gp > 0) needs a frozen parser and none was found: pass --parser-weights "
                  "FILE (train one with `mgpe train parser`) or --set lambda_gp=0")
         parser_weights = str(found)
-        con.print(f"parsing loss: the default parser {escape(parser_weights)}")
+        con.print(f"parsing loss: the default parser {parser_weights}")
     dataset = open_dataset(data, masks, labels, cfg.resolution)
     trainer = GANTrainer(dataset, out_dir, cfg, parser_weights=parser_weights, device=device, compile=compile_,
-                         warn=lambda m: con.print(f"[yellow]warning:[/] {m}"))
+                         warn=lambda m: con.print(styled("warning:", "yellow", m)))
     description = dataset.describe()
     if not _resume(trainer, resume, steps, out_dir / CHECKPOINT, con, description):
         return
@@ -187,7 +186,7 @@ def train_parser_cmd(
     config = ParserTrainConfig(size=size, base=base, batch=batch, lr=lr, seed=seed, checkpoint_every=every,
                                augment=augment, decay_steps=decay_steps)
     trainer = ParserTrainer(dataset, out_dir, config, device=device, init=None if resume else init,
-                            warn=lambda m: con.print(f"[yellow]warning:[/] {m}"))
+                            warn=lambda m: con.print(styled("warning:", "yellow", m)))
     description = dataset.describe()
     if not _resume(trainer, resume, steps, out_dir / CHECKPOINT, con, description):
         return
@@ -218,5 +217,5 @@ def _hair_photos(root: Path, cache_root: Path, con):
             task = progress.add_task("labels", total=None)
             build_cache(root, folder, workers=max(1, min(8, os.cpu_count() or 1)),
                         progress=lambda done, total: progress.update(task, completed=done, total=total),
-                        warn=lambda m: con.print(f"[yellow]skipped:[/] {escape(m)}"))
+                        warn=lambda m: con.print(styled("skipped:", "yellow", m)))
     return HairPhotos(LabelCache.open(root, folder), "train")
