@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_batch.py [--photos 24] [--workers 2] [--backend classical|onnx]
                                         [--exports DIR|MANIFEST|random:paper [--int8]]
-                                        [--batch-size N] [--op hair->skin@forehead]
+                                        [--batch-size N] [--op hair->skin@forehead] [--parser mesh]
 The folder holds copies of the astronaut (512²) and grace_hopper (512×600), written as JPEG; the timing
 covers the whole command's work (decode, worker start-up included), as a user would see it.
 """
@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--int8", action="store_true", help="with random:CONFIG, the int8 export")
     ap.add_argument("--op", default="hair->skin@forehead")
     ap.add_argument("--batch-size", type=int, default=0, help="0: what `mgpe batch` picks")
+    ap.add_argument("--parser", default=None, help="parse implementation (default: the default parser)")
     args = ap.parse_args()
     pictures = [skimage.data.astronaut(), read_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg",
                                                                                        asfileobj=False))]
@@ -59,7 +60,7 @@ def main() -> None:
         for i in range(args.photos):
             write_image(src / f"p{i:03d}.jpg", pictures[i % 2])
         jobs = [(p, s.with_suffix(".png")) for p, s in plan_jobs(src, out)]
-        task = BatchTask(kind="edit", ops=[args.op], backend=args.backend)
+        task = BatchTask(kind="edit", ops=[args.op], backend=args.backend, parser=args.parser)
         t = time.perf_counter()
         batch_size = args.batch_size or default_batch_size(runner)
         outcomes = list(run_batch(task, jobs, runner=runner, workers=args.workers, batch_size=batch_size))
