@@ -1,11 +1,12 @@
 """Photos in the wild with hand-made hair masks (the lfw-hair layout) as parser training data.
 
-A folder with `images/NAME.jpg` and `hair/NAME.png` (255 = hair) gets full 19-class pseudo-labels on the
-aligned 256² crop: hair from the hand-made mask; skin, brows, eyes, nose, lips and inner mouth from the face
-mesh (accurate); person vs backdrop from mediapipe's selfie model; ears, neck and cloth from the `mesh`
-parser's heuristics. What none of them can vouch for is IGNORE (255) and left out of the loss: a band around
-every boundary, beards (the mask says hair where our labels say skin), person pixels above the brows that are
-neither hair nor skin (hats, or a heuristic's mistake), unsure backdrop.
+A folder with `images/NAME.jpg` and `hair/NAME.png` (255 = hair) gets full 19-class pseudo-labels on a crop
+wider than the aligned one (CONTEXT_SIZE², the aligned 256² crop at its centre): hair from the hand-made mask;
+skin, brows, eyes, nose, lips and inner mouth from the face mesh (accurate); person vs backdrop from
+mediapipe's selfie model; ears, neck and cloth from the `mesh` parser's heuristics; above the brows near the
+face, a bald head (skin-coloured) or head wear. What none of them can vouch for is IGNORE (255) and left out of
+the loss: a band along the coarse boundaries (not between the mesh's parts), beards (the mask says hair where
+our labels say skin), brows under a fringe, unsure backdrop, heads away from this face.
 
 Labels are built once into a cache folder (`labels/NAME.png` + `index.json` with each crop's 2×3 matrix) that
 later runs, and machines without mediapipe, reuse. People are split by name (LFW's `First_Last_0001`): a
@@ -28,8 +29,8 @@ from ..labels import IGNORE, LABEL_INDEX
 HOLDOUT_PERCENT = 15
 SIZE = 256
 CACHE_VERSION = 2
-# Half-widths (pixels at 256²) of the ignored bands: every label boundary, and the coarser boundaries of the
-# hand-made hair mask (drawn on LFW's superpixels) and of the selfie model's person mask.
+# Half-widths (pixels, at the aligned face's scale) of the ignored bands: along boundaries that involve a heuristic
+# label, and wider along the hand-made hair mask (drawn on LFW's superpixels) and the selfie model's person mask.
 BAND = 1
 COARSE_BAND = 3
 
@@ -107,6 +108,8 @@ def _skin_distance(image: np.ndarray, mesh: np.ndarray, oval: np.ndarray) -> np.
 def pseudo_labels(aligned: np.ndarray, hair: np.ndarray, parser) -> np.ndarray:
     """(S, S) uint8 canonical labels with IGNORE where unsure, for an aligned face and its hair mask (bool,
     same size); `parser` is a MeshParser (its mesh, selfie model and heuristics)."""
+    import cv2
+
     from ..stages.parse_mesh import CHIN, FACE_OVAL, NOSE_TIP, BROW_IMAGE_LEFT, BROW_IMAGE_RIGHT, _fill, _parts, \
         _face_width
 
@@ -115,6 +118,7 @@ def pseudo_labels(aligned: np.ndarray, hair: np.ndarray, parser) -> np.ndarray:
     guess = parser.labels_from(aligned, obs)
     shape = guess.shape
     mesh = obs.mesh
+    fw = _face_width(mesh)
     yy = np.mgrid[0:shape[0], 0:shape[1]][0]
     oval = _fill(shape, mesh[list(FACE_OVAL)])
     brow_y = float(mesh[list(BROW_IMAGE_LEFT + BROW_IMAGE_RIGHT), 1].min())
@@ -127,13 +131,11 @@ def pseudo_labels(aligned: np.ndarray, hair: np.ndarray, parser) -> np.ndarray:
     out[said_hair & ~hair] = IGNORE  # the heuristic's hair is not hair: what it is, only the rules below say
     out[said_hair & ~hair & oval] = L["skin"]
     # Dark clothes the heuristic took for hair: well below the chin, on the person, not in the mask.
-    out[said_hair & ~hair & ~oval & (yy > chin_y + 0.15 * _face_width(mesh)) & (p > 0.7)] = L["cloth"]
+    out[said_hair & ~hair & ~oval & (yy > chin_y + 0.15 * fw) & (p > 0.7)] = L["cloth"]
     # Above the brows, beside or over the face, a person pixel the mask does not call hair is a bald head
     # (skin-coloured) or head wear; where the selfie model is unsure, neither.
     # Other people's heads stay IGNORE: only what lies close to this face's outline counts.
-    import cv2
-
-    near = cv2.distanceTransform((~oval).astype(np.uint8), cv2.DIST_L2, 3) < 0.4 * _face_width(mesh)
+    near = cv2.distanceTransform((~oval).astype(np.uint8), cv2.DIST_L2, 3) < 0.4 * fw
     top = ~hair & (yy < brow_y) & ~oval & np.isin(guess, (L["cloth"], L["neck"], L["hair"], L["hat"], L["skin"]))
     skinlike = _skin_distance(aligned, mesh, oval) < 3.0
     sure = top & near & (p > 0.85)
@@ -142,10 +144,10 @@ def pseudo_labels(aligned: np.ndarray, hair: np.ndarray, parser) -> np.ndarray:
     out[hair] = L["hair"]
     # Beard and moustache: the mask's hair on the face below the nose. Our labels call that skin; the mask
     # cannot tell beard from face there, so neither can we.
-    out[hair & oval & (yy > nose_y - 0.02 * _face_width(mesh))] = IGNORE
-    out[hair & ~oval & (yy > chin_y) & (yy < chin_y + 0.25 * _face_width(mesh))] = IGNORE
+    out[hair & oval & (yy > nose_y - 0.02 * fw)] = IGNORE
+    out[hair & ~oval & (yy > chin_y) & (yy < chin_y + 0.25 * fw)] = IGNORE
     # The mesh's parts stay theirs, except brows under a fringe, which the mask calls hair.
-    for name, part in _parts(mesh, shape, _face_width(mesh)).items():
+    for name, part in _parts(mesh, shape, fw).items():
         if name.endswith("brow"):
             out[part & ~hair] = L[name]
             out[part & hair] = IGNORE
