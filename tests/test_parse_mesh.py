@@ -83,15 +83,9 @@ def test_no_face_raises(pipe):
 
 def test_accuracy_on_helen_samples(helen_dir, pipe):
     """Issue #3's targets (README figure: 0.929 accuracy, hair IoU 0.817, lips merged)."""
-    from mgpe_toolkit.io import list_images, read_image, read_mask
-    from mgpe_toolkit.metrics.segmentation import HELEN_LIPS, Confusion, score_against_truth
+    from helen_scores import helen_confusion
 
-    total = None
-    for img in list_images(helen_dir / "images"):
-        pred = pipe.parse(read_image(img)).labels
-        truth, pred, names = score_against_truth(pred, read_mask(helen_dir / "labels" / f"{img.stem}.png"), "helen",
-                                                 merge=HELEN_LIPS)
-        total = (total or Confusion(names)).add(truth, pred)
+    total = helen_confusion(pipe, helen_dir)
     iou = total.iou()
     assert total.accuracy >= 0.92, total.accuracy
     assert iou["hair"] >= 0.80 and iou["lips"] > 0.85 and iou["skin"] > 0.83, iou
