@@ -5,6 +5,7 @@ import pytest
 from mgpe_toolkit import Pipeline
 from mgpe_toolkit.errors import NoFaceError
 from mgpe_toolkit.labels import LABEL_INDEX as L
+from mask_checks import centroid
 from mgpe_toolkit.labels import component_center
 
 
@@ -17,12 +18,6 @@ def pipe():
 def astro_parsed(pipe, astronaut):
     face = pipe.align(astronaut)[0]
     return face.image, pipe.parse(face.image).labels
-
-
-def centroid(mask, *names):
-    ys, xs = np.nonzero(np.isin(mask, [L[n] for n in names]))
-    assert len(xs), names
-    return xs.mean(), ys.mean()
 
 
 def test_mesh_is_chosen_by_name(pipe):
@@ -83,7 +78,7 @@ def test_no_face_raises(pipe):
 
 def test_accuracy_on_helen_samples(helen_dir, pipe):
     """Issue #3's targets (README figure: 0.929 accuracy, hair IoU 0.817, lips merged)."""
-    from helen_scores import helen_confusion
+    from mask_checks import helen_confusion
 
     total = helen_confusion(pipe, helen_dir)
     iou = total.iou()

@@ -8,6 +8,7 @@ import pytest
 from mgpe_toolkit import Pipeline
 from mgpe_toolkit.io import read_mask, write_image
 from mgpe_toolkit.labels import LABEL_INDEX as L
+from mask_checks import centroid
 from mgpe_toolkit.train.data import flip_sample
 from run_cli import mgpe
 
@@ -23,12 +24,6 @@ def pipe():
 def faces(pipe, astronaut, grace_hopper):
     return {name: pipe.align(photo)[0].image for name, photo in (("astronaut", astronaut),
                                                                    ("grace_hopper", grace_hopper))}
-
-
-def centre(mask, *names):
-    ys, xs = np.nonzero(np.isin(mask, [L[n] for n in names]))
-    assert len(xs), names
-    return xs.mean(), ys.mean()
 
 
 def test_the_shipped_weights_are_the_default(pipe):
@@ -54,11 +49,11 @@ def test_without_weights_mesh_is_the_fallback(monkeypatch, tmp_path):
 def test_masks_of_real_photos_have_a_face_layout(faces, pipe, name):
     m = pipe.parse(faces[name]).labels
     assert m.shape == (256, 256) and m.dtype == np.uint8 and m.max() < 19
-    (lex, ley), (rex, rey) = centre(m, "l_eye"), centre(m, "r_eye")
+    (lex, ley), (rex, rey) = centroid(m, "l_eye"), centroid(m, "r_eye")
     assert abs(lex - 96.5) < 10 and abs(rex - 159.5) < 10 and abs(ley - 120) < 10 and abs(ley - rey) < 6
-    nose_y = centre(m, "nose")[1]
-    mouth_y = centre(m, "u_lip", "l_lip", "mouth")[1]
-    brow_y = centre(m, "l_brow", "r_brow")[1]
+    nose_y = centroid(m, "nose")[1]
+    mouth_y = centroid(m, "u_lip", "l_lip", "mouth")[1]
+    brow_y = centroid(m, "l_brow", "r_brow")[1]
     assert brow_y < ley < nose_y < mouth_y
     # The astronaut's head is hair; Grace Hopper's is her uniform cap (the `mesh` parser calls it hair).
     head, other = ("hair", "hat") if name == "astronaut" else ("hat", "hair")
@@ -171,7 +166,7 @@ def test_held_out_hair_on_photos_in_the_wild(tmp_path):
 
 def test_accuracy_on_helen_samples(helen_dir, pipe):
     """A guard below the measured figures (README: accuracy 0.931, hair IoU 0.836, lips merged)."""
-    from helen_scores import helen_confusion
+    from mask_checks import helen_confusion
 
     total = helen_confusion(pipe, helen_dir)
     iou = total.iou()

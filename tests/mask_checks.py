@@ -1,7 +1,18 @@
-"""Scoring a parser on the Helen samples, as benchmarks/bench_parse.py does (lips merged)."""
+"""Checks the parser tests share: where a part of a mask sits, and a parser's score on the Helen samples."""
+import numpy as np
+
+
+def centroid(mask, *names):
+    """(x, y) mean of the pixels of the named labels; fails when there are none."""
+    from mgpe_toolkit.labels import LABEL_INDEX
+
+    ys, xs = np.nonzero(np.isin(mask, [LABEL_INDEX[n] for n in names]))
+    assert len(xs), names
+    return xs.mean(), ys.mean()
 
 
 def helen_confusion(pipe, helen_dir):
+    """Confusion over the 14 samples, as benchmarks/bench_parse.py computes it (lips merged)."""
     from mgpe_toolkit.io import list_images, read_image, read_mask
     from mgpe_toolkit.metrics.segmentation import HELEN_LIPS, Confusion, score_against_truth
 
