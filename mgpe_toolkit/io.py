@@ -16,7 +16,18 @@ from .labels import NUM_CLASSES, colorize, decolorize
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 # Decompression-bomb guard: refuse images above this many pixels (a 4000×3000 photo is 12 MP).
-MAX_PIXELS = int(os.environ.get("MGPE_MAX_PIXELS", 120_000_000))
+def _max_pixels_from_env() -> tuple[int, str | None]:
+    """($MGPE_MAX_PIXELS or the default, the raw value when it is not a positive whole number). A bad value is
+    reported when an image is read, as a one-line error, not at import."""
+    raw = os.environ.get("MGPE_MAX_PIXELS", "").strip()
+    if not raw:
+        return 120_000_000, None
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw), None
+    return 120_000_000, raw
+
+
+MAX_PIXELS, BAD_MAX_PIXELS = _max_pixels_from_env()
 
 
 def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
@@ -31,6 +42,10 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
 def _pillow_guard(path: Path) -> Iterator[None]:
     from PIL import Image
 
+    from .errors import UsageError
+
+    if BAD_MAX_PIXELS is not None:
+        raise UsageError(f"MGPE_MAX_PIXELS={BAD_MAX_PIXELS!r}: expected a positive whole number of pixels")
     old = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:

@@ -146,3 +146,33 @@ def test_shipped_demo_weights_export_without_arguments_and_are_not_the_default(t
     from mgpe_toolkit.plugins import load_registry
 
     assert load_registry().default("generate").name == "classical"
+
+
+def test_auto_never_picks_an_export_it_was_not_given(tmp_path, astronaut):
+    from mgpe_toolkit.io import write_image
+
+    write_image(tmp_path / "in" / "a.png", astronaut)
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "manifest.json").write_text("{ broken")  # what a half-finished export leaves
+    proc = mgpe("batch", tmp_path / "in", tmp_path / "out", "-m", "hair->skin", "--workers", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "backend classical" in proc.stderr and (tmp_path / "out" / "a.png").is_file()
+    named = mgpe("batch", tmp_path / "in", tmp_path / "out2", "-m", "hair->skin", "--exports", tmp_path / "exports")
+    assert named.returncode != 0 and "manifest.json" in named.stdout + named.stderr
+    assert "Traceback" not in named.stderr
+
+
+def test_a_bad_face_to_take_is_one_line_before_any_worker(tmp_path, astronaut):
+    import skimage.data
+
+    from mgpe_toolkit.io import write_image
+
+    write_image(tmp_path / "in" / "a.png", astronaut)
+    write_image(tmp_path / "coffee.png", skimage.data.coffee())
+    (tmp_path / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    for face, says in (("coffee.png", "no face found"), ("cut.jpg", "cut.jpg")):
+        proc = mgpe("batch", tmp_path / "in", tmp_path / "out", "--swap-from", tmp_path / face, "--workers", "2")
+        assert proc.returncode == 2 and says in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and "BrokenProcessPool" not in proc.stderr
+        assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1, proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -178,3 +178,18 @@ def test_outputs_get_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_bad_max_pixels_setting_is_a_one_line_error(tmp_path, astronaut):
+    import os
+    import subprocess
+    import sys
+
+    from mgpe_toolkit.io import write_image
+
+    write_image(tmp_path / "a.png", astronaut)
+    env = {**os.environ, "MGPE_MAX_PIXELS": "abc"}
+    proc = subprocess.run([sys.executable, "-m", "mgpe_toolkit", "parse", str(tmp_path / "a.png"), str(tmp_path / "o")],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and "MGPE_MAX_PIXELS='abc'" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

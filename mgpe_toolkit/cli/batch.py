@@ -84,6 +84,23 @@ def export_onnx_cmd(
     con.print(f"manifest: {manifest}")
 
 
+def _check_source_face(path: str, aligner: Optional[str], parser: Optional[str]) -> None:
+    """The face every photo takes (--swap-from / --from) is read, aligned and parsed once here, so a bad one is
+    a one-line error naming it before any worker starts."""
+    from ..errors import InputError, NoFaceError
+    from ..io import read_image
+    from ..pipeline import Pipeline
+
+    if not Path(path).is_file():
+        fail(f"{path}: no such file")
+    try:
+        Pipeline(align=aligner, parse=parser).prepare(read_image(path))
+    except InputError as exc:
+        fail(f"{path}: {exc.problem}")
+    except NoFaceError:
+        fail(f"{path}: no face found in the face to take")
+
+
 def _card_data(card: Path) -> str:
     """The `data` a model card says its weights were trained on ("" when unknown)."""
     try:
@@ -102,8 +119,9 @@ def batch_cmd(
     from_: Optional[str] = typer.Option(None, "--from", help="The face whose components --transfer takes."),
     shape: str = typer.Option("target", "--shape", help="swap: whose mask shapes are kept (target|source)."),
     backend: str = typer.Option("auto", "--backend", help="auto, classical, onnx (an export) or torch (weights)."),
-    exports: str = typer.Option("exports", "--exports", help="For --backend onnx: a manifest file, or a folder with "
-                                "manifest.json (or with one manifest.*.json, e.g. from --int8 alone)."),
+    exports: Optional[str] = typer.Option(None, "--exports", help="An export for the onnx backend: a manifest file, "
+                                          "or a folder with manifest.json (or with one manifest.*.json, e.g. from "
+                                          "--int8 alone); --backend onnx alone reads ./exports."),
     weights: Optional[str] = typer.Option(None, "--weights", help="mgpe-gan.safetensors for --backend torch."),
     providers: str = typer.Option("auto", "--providers", help="onnxruntime providers, e.g. "
                                   "CUDAExecutionProvider,CPUExecutionProvider (default: best available)."),
@@ -137,18 +155,17 @@ def batch_cmd(
                     fail(f"--transfer {part!r}: not a component ({', '.join(COMPONENTS)}, or eyes)")
                 components.append(name)
     face_source = swap_from or from_
-    if face_source is not None and not Path(face_source).is_file():
-        fail(f"{face_source}: no such file")
+    if face_source is not None:
+        _check_source_face(face_source, aligner, parser)
     # plan_jobs refuses layouts that lose photos; stems may hold dots (`my.photo`), so the suffix is added.
     planned = plan_jobs(source, out)
     if not planned:
         fail(f"{source}: no images found")
     _note_renamed(planned)
     jobs = [(p, s.with_name(s.name + ".png")) for p, s in planned]
-    if backend == "auto":
-        from ..export.runtime import find_manifest
-
-        backend = "onnx" if find_manifest(exports) else ("torch" if weights else "classical")
+    if backend == "auto":  # only what the user named: never an ./exports that happens to lie here
+        backend = "torch" if weights else ("onnx" if exports else "classical")
+    exports = exports or "exports"
     kind = "edit" if mask_op else ("swap" if swap_from else "transfer")
     task = BatchTask(kind=kind, ops=list(mask_op), source=face_source, components=components, shape=shape,
                      backend=backend, parser=parser, aligner=aligner, aligned_out=aligned_out)

@@ -55,7 +55,10 @@ class OnnxRunner:
         path = find_manifest(manifest) or Path(manifest)
         if not path.is_file():
             raise InputError(path, "no ONNX manifest (run `mgpe export onnx` first)")
-        self.manifest = json.loads(path.read_text())
+        try:
+            self.manifest = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(path, f"not a readable manifest ({exc}); export again with `mgpe export onnx`") from None
         if self.manifest.get("format") != "mgpe-onnx-1":
             raise InputError(path, "not an mgpe ONNX manifest")
         self.resolution = int(self.manifest["resolution"])
