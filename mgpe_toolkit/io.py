@@ -14,7 +14,7 @@ import numpy as np
 from .errors import InputError
 from .labels import NUM_CLASSES, colorize, decolorize
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".gif")
 # Decompression-bomb guard: refuse images above this many pixels (a 4000×3000 photo is 12 MP).
 def _max_pixels_from_env() -> tuple[int, str | None]:
     """($MGPE_MAX_PIXELS or the default, the raw value when it is not a positive whole number). A bad value is

@@ -132,6 +132,8 @@ def parse_one(pipe, source: Path, stem: Path, *, coords: str = "auto", preview: 
     if to_photo:
         if parsed.photo_labels is not None:
             labels = parsed.photo_labels
+        elif parsed.alignment is None and parsed.was_aligned:
+            pass  # an aligned crop without a sidecar is its own photo: its coordinates are the photo's
         elif parsed.alignment is None or parsed.alignment.source_size is None:
             return Outcome(source, "failed", error="an aligned image without its .json sidecar cannot be "
                                                    "mapped back to its photo (use --coords aligned)")

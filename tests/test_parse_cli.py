@@ -61,9 +61,6 @@ def test_an_aligned_crop_without_sidecar_is_recognised(photos, tmp_path):
     out = tmp_path / "masks"
     assert mgpe("parse", aligned, out).returncode == 0
     assert read_mask(out / "astro.png").shape == (256, 256) and not (out / "astro.aligned.png").exists()
-    # Asking for photo coordinates without a sidecar is a clear per-file failure.
-    proc = mgpe("parse", aligned, tmp_path / "o2", "--coords", "original")
-    assert proc.returncode == 1 and "sidecar" in proc.stdout
 
 
 def test_photo_with_aligned_coords_writes_the_crop_and_sidecar(photos, tmp_path):
@@ -139,3 +136,29 @@ def test_photos_that_share_a_name_get_one_output_each(tmp_path, astronaut):
     assert masks == ["face_jpg.png", "face_png.png", "my.photo.png"]
     a, b = read_mask(out / "face_png.png"), read_mask(out / "face_jpg.png")
     assert (a[:, ::-1] != b).mean() < 0.2 and (a != b).mean() > 0.01  # each from its own photo
+
+
+def test_every_format_the_reader_takes_is_walked(tmp_path, astronaut):
+    from PIL import Image
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(astronaut).save(src / "a.ppm")
+    Image.fromarray(astronaut.mean(-1).astype(np.uint8)).save(src / "b.pgm")
+    Image.fromarray(astronaut).convert("P").save(src / "c.gif")
+    proc = mgpe("parse", src, tmp_path / "masks")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == ["a.png", "b.png", "c.png"]
+    for name in ("a.png", "b.png", "c.png"):
+        assert (read_mask(tmp_path / "masks" / name) == L["hair"]).sum() > 5000, name
+
+
+def test_original_coordinates_of_an_aligned_crop_without_sidecar_are_its_own(photos, tmp_path):
+    aligned = tmp_path / "aligned"
+    mgpe("align", photos / "astro.jpg", aligned)
+    (aligned / "astro.json").unlink()
+    auto, original = tmp_path / "auto", tmp_path / "original"
+    assert mgpe("parse", aligned, auto).returncode == 0
+    proc = mgpe("parse", aligned, original, "--coords", "original")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert np.array_equal(read_mask(auto / "astro.png"), read_mask(original / "astro.png"))

@@ -150,7 +150,9 @@ def _run_jobs(verb: str, source: str, out: str, title: str, unit: str, run_one) 
 
     jobs = plan_jobs(source, out)
     if not jobs:
-        fail(f"{source}: no images found (looked for png, jpg, jpeg, webp, bmp, tif, tiff)")
+        from ..io import IMAGE_SUFFIXES
+
+        fail(f"{source}: no images found (looked for {', '.join(s[1:] for s in IMAGE_SUFFIXES)})")
     _note_renamed(jobs)
     outcomes = []
     with Progress(TextColumn(f"[bold]{verb}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
