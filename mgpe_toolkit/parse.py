@@ -18,8 +18,9 @@ from .types import Alignment, FaceMask, Outcome
 
 COORDS = ("auto", "aligned", "original")
 # A mask in a photo's own coordinates is parsed from a crop that shows the face at this scale of the aligned
-# crop: the aligned crop cuts off long hair, high hair and the shoulders (on lfw-hair it holds 88% of the hair
-# pixels on average, 60% at worst; this view holds all of them). The `unet` parser is trained on such views.
+# crop: the aligned crop cuts off long hair, high hair and the shoulders (on lfw-hair it holds 92% of the hair
+# pixels on average, under 70% in one photo of 20; this view 99.5%: benchmarks/hair_coverage.py). The `unet`
+# parser is trained on such views.
 CONTEXT = 0.7
 # An image whose template fit is within these of the identity is taken as already aligned.
 ALIGNED_SCALE_TOL = 0.06
