@@ -35,6 +35,17 @@ def weights_problem(filename: str, hint: str, weights: str | os.PathLike | None 
     return None if find_weights(filename) is not None else f"{describe_search(filename)} ({hint})"
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """The first 16 hex digits of a file's SHA-256: how cards, manifests and caches name weights."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
 def read_safetensors(path: str | os.PathLike, network: str | None = None):
     """(tensors, metadata) of a safetensors file; InputError naming the file when it is unreadable or, with
     `network`, when its metadata does not say it holds that network."""

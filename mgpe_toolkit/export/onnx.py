@@ -9,7 +9,6 @@ Graphs (inputs in [-1, 1] unless said otherwise):
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 import warnings
@@ -24,6 +23,7 @@ from ..errors import UsageError
 from ..io import atomic_path, write_json
 from ..labels import COMPONENTS
 from ..nets.framework import COMPONENT_NAMES, FULL, PLACED
+from ..weights import file_digest
 
 DEFAULT_OPSET = 17
 HELD_OUT_SEED = 50000  # synthetic portraits from here on are never used for training or calibration
@@ -88,7 +88,7 @@ OUTPUTS = {"encoders": ["f_" + n for n in COMPONENT_NAMES], "generator": ["foreg
            "parser": ["logits"]}
 
 
-def _export_one(module: nn.Module, inputs: dict[str, torch.Tensor], outputs: list[str], path: Path, opset: int,
+def export_graph(module: nn.Module, inputs: dict[str, torch.Tensor], outputs: list[str], path: Path, opset: int,
                 fp16: bool) -> None:
     import onnx
 
@@ -120,11 +120,7 @@ def _describe(path: Path) -> dict:
         return out
 
     return {"file": path.name, "inputs": io(model.graph.input), "outputs": io(model.graph.output),
-            "sha256_16": _digest(path)}
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+            "sha256_16": file_digest(path)}
 
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -162,15 +158,15 @@ def export_onnx(weights: str | Path, out: str | Path, *, parser_weights: str | P
         # int8 starts from fp32 graphs, kept out of `out` so an fp32 export there is left as it was
         first = files if precision != "int8" else {name: Path(work) / f"{name}.onnx" for name in graphs}
         for name, module in graphs.items():
-            _export_one(module, examples[name], OUTPUTS[name], first[name], opset, precision == "fp16")
+            export_graph(module, examples[name], OUTPUTS[name], first[name], opset, precision == "fp16")
         if precision == "int8":
             calibration = _quantize(first, files, cfg.resolution, parser_size, calibrate, calibrate_count,
                                     keep_full_resolution)
     manifest = {
         "format": "mgpe-onnx-1", "opset": opset, "precision": precision,
         "resolution": cfg.resolution, "parser_resolution": parser_size, "config": cfg.to_dict(),
-        "weights": {"file": str(Path(weights).resolve()), "sha256_16": _digest(Path(weights))},
-        "parser_weights": ({"file": str(Path(parser_weights).resolve()), "sha256_16": _digest(Path(parser_weights))}
+        "weights": {"file": str(Path(weights).resolve()), "sha256_16": file_digest(Path(weights))},
+        "parser_weights": ({"file": str(Path(parser_weights).resolve()), "sha256_16": file_digest(Path(parser_weights))}
                            if parser_weights else None),
         "components": {n: {"crop": list(COMPONENTS[n].crop_size(cfg.resolution)),
                            "placed": n in PLACED, "masked_full_image": n in FULL} for n in COMPONENT_NAMES},

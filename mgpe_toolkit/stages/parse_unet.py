@@ -2,13 +2,11 @@
 
 Weights are a `parser-unet.safetensors` written by `mgpe train parser`: an explicit path, else the search path
 of `weights.py`, else the real-photo parser shipped in `models/parser-real/`. They are turned into an ONNX
-graph once and kept in the user's cache (`$XDG_CACHE_HOME/mgpe`, keyed by the weights' SHA-256), so later
-runs start without importing torch; where the cache is not writable the graph lives in memory only.
+graph once (by `mgpe export onnx`'s exporter) and kept in the user's cache (`$XDG_CACHE_HOME/mgpe`, keyed by
+the weights' SHA-256), so later runs start without importing torch; a read-only cache means a rebuild per run.
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 from pathlib import Path
@@ -18,7 +16,8 @@ import numpy as np
 from ..errors import InputError
 from ..labels import LABEL_INDEX
 from ..types import FaceMask
-from ..weights import describe_search, find_weights, read_safetensors
+from ..weights import describe_search, file_digest, find_weights, read_safetensors
+from ..weights import weights_problem as _weights_problem
 
 WEIGHTS_NAME = "parser-unet.safetensors"
 SHIPPED_FOLDER = "parser-real"  # under the repository's models/
@@ -38,11 +37,9 @@ def default_weights() -> Path | None:
 
 def weights_problem(weights: str | Path | None = None) -> str | None:
     """None when weights can be found, else why not (for `mgpe plugins`)."""
-    if weights is not None:
-        return None if Path(weights).is_file() else f"weights {weights} not found"
-    if default_weights() is None:
-        return f"{describe_search(WEIGHTS_NAME)}, nor {shipped_weights()} (train one with `mgpe train parser`)"
-    return None
+    if weights is None and shipped_weights().is_file():
+        return None
+    return _weights_problem(WEIGHTS_NAME, f"nor {shipped_weights()}; train one with `mgpe train parser`", weights)
 
 
 def load_unet(path: str | Path, device: str = "cpu"):
@@ -66,40 +63,31 @@ def _cache_dir() -> Path:
 
 
 def onnx_graph(path: Path) -> tuple[bytes, int]:
-    """(ONNX model bytes, input size) of parser weights; built with torch once, then read from the cache."""
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    cached = _cache_dir() / f"parser-unet-{digest}.onnx"
+    """(ONNX model bytes, input size) of parser weights; exported with torch once, then read from the cache."""
+    cached = _cache_dir() / f"parser-unet-{file_digest(path)}.onnx"
     size_file = cached.with_suffix(".json")
     if cached.is_file() and size_file.is_file():
         try:
             return cached.read_bytes(), int(json.loads(size_file.read_text())["size"])
         except (OSError, ValueError, KeyError):
             pass
+    import tempfile
+
     import torch
 
+    from ..export.onnx import export_graph
+    from ..io import write_json
+
     model, size = load_unet(path)
-    buf = io.BytesIO()
-    x = torch.zeros(1, 3, size, size)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), buf, input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                        "logits": {0: "batch", 2: "height", 3: "width"}},
-                          opset_version=17, dynamo=False, do_constant_folding=True)
-    graph = buf.getvalue()
+    example = {"image": torch.zeros(1, 3, size, size)}
     try:
-        from ..io import atomic_path
-
-        with atomic_path(cached) as tmp:
-            tmp.write_bytes(graph)
-        with atomic_path(size_file) as tmp:
-            tmp.write_text(json.dumps({"size": size, "weights": str(path)}))
-    except OSError:
-        pass  # a read-only home: the graph is rebuilt next time
-    return graph, size
+        export_graph(model, example, ["logits"], cached, 17, fp16=False)
+        write_json(size_file, {"size": size, "weights": str(path)})
+        return cached.read_bytes(), size
+    except OSError:  # a read-only cache: the graph is rebuilt next time
+        with tempfile.TemporaryDirectory() as tmp:
+            export_graph(model, example, ["logits"], Path(tmp) / "parser.onnx", 17, fp16=False)
+            return (Path(tmp) / "parser.onnx").read_bytes(), size
 
 
 class UNetParser:

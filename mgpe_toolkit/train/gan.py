@@ -2,7 +2,6 @@
 odd steps unpaired (x_s != x_t, lambda_global = lambda_FM = 0)."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -11,6 +10,7 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from ..nets.config import GANConfig
+from ..weights import file_digest
 from .data import BatchMaker, Dataset, SampleSource, batch_tensors, stack_samples, to_training
 from .loop import RunLog, Warnings, pick_device, step_batches, step_rng
 
@@ -69,14 +69,6 @@ class GANBatches(BatchMaker):
             xt, mt = stack_samples([self.source.get(int(i)) for i in tgt_idx], flips[::-1])
             data.target, data.target_masks, data.target_centres = xt, mt, centres_of(mt.numpy())
         return data, self.take_messages()
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 class GANTrainer:

@@ -160,9 +160,9 @@ class ParserTrainer:
         if json.loads(meta["unet"]) != self.net_config.to_dict():
             raise InputError(path, f"a U-Net of {meta['unet']}, not the {self.net_config.to_dict()} this run trains")
         self.model.load_state_dict(state)
-        from ..export.onnx import _digest
+        from ..weights import file_digest
 
-        return f"{path.name} (sha256 {_digest(path)}, step {meta.get('step', '?')})"
+        return f"{path.name} (sha256 {file_digest(path)}, step {meta.get('step', '?')})"
 
     # -- files --------------------------------------------------------------------------------------------
     def save(self, data_description: str = "", target: int | None = None) -> Path:
