@@ -22,7 +22,8 @@ class Sample:
     image: np.ndarray  # (S, S, 3) uint8 RGB
     mask: np.ndarray  # (S, S) uint8 canonical labels (IGNORE where unsure)
     name: str
-    # How much wider than the aligned crop the sample's frame is (1: an aligned crop; its centre 1/context is).
+    # How much wider than the aligned crop the sample's frame is: 1 for an aligned crop; above 1, the aligned crop
+    # is the frame's centre 1/context.
     context: float = 1.0
 
 

@@ -37,6 +37,10 @@ class ParserTrainConfig:
                 raise UsageError(f"{key} {getattr(self, key)} must be at least 1")
         if not self.lr > 0 or self.decay_steps < 0:
             raise UsageError(f"lr {self.lr} must be > 0 and decay steps {self.decay_steps} not negative")
+        from .augmentation import AUGMENTS
+
+        if self.augment not in AUGMENTS:
+            raise UsageError(f"augment must be one of {', '.join(AUGMENTS)}, not {self.augment!r}")
 
     def lr_at(self, step: int) -> float:
         if self.decay_steps <= 0:
@@ -95,12 +99,9 @@ class ParserTrainer:
         from ..nets.unet import UNet, UNetConfig, class_weights
 
         from ..labels import IGNORE
-        from .augmentation import AUGMENTS
 
         if config.size % 2 ** config.depth:
             raise UsageError(f"size {config.size} must be divisible by 2**depth = {2 ** config.depth}")
-        if config.augment not in AUGMENTS:
-            raise UsageError(f"augment must be one of {', '.join(AUGMENTS)}, not {config.augment!r}")
         self.config, self.out = config, Path(out)
         self.device = pick_device(device)
         self.batches = ParserBatches(dataset, config.size, config.batch, config.seed, config.augment)
@@ -154,14 +155,12 @@ class ParserTrainer:
 
     def _load_init(self, path: Path) -> str:
         from ..errors import InputError
-        from ..weights import read_safetensors
+        from ..weights import file_digest, read_safetensors
 
         state, meta = read_safetensors(path, "unet")
         if json.loads(meta["unet"]) != self.net_config.to_dict():
             raise InputError(path, f"a U-Net of {meta['unet']}, not the {self.net_config.to_dict()} this run trains")
         self.model.load_state_dict(state)
-        from ..weights import file_digest
-
         return f"{path.name} (sha256 {file_digest(path)}, step {meta.get('step', '?')})"
 
     # -- files --------------------------------------------------------------------------------------------
