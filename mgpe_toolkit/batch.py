@@ -14,6 +14,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import InputError, MgpeError, NoFaceError, UsageError
+from .io import claim, claim_holder, release
 from .types import Outcome, PreparedFace
 
 BACKENDS = ("classical", "onnx", "torch")
@@ -51,14 +52,33 @@ class BatchTask:
 _STATE: dict = {}
 
 
-def _init(task: BatchTask) -> None:
+def _init(task: BatchTask, owner: int) -> None:
+    """Set up a process for jobs of the run whose main process is `owner`."""
+    import os
+
     from .io import read_image
     from .pipeline import Pipeline
 
+    if os.getpid() != owner:  # a worker: Ctrl-C is the main process's to handle, and a dead main ends it
+        import signal
+        import threading
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        threading.Thread(target=_exit_with, args=(owner,), daemon=True).start()
     pipe = Pipeline(align=task.aligner, parse=task.parser, encode="classical", generate="classical", fuse="classical")
-    _STATE.update(task=task, pipe=pipe, source=None)
+    _STATE.update(task=task, pipe=pipe, source=None, owner=owner)
     if task.source is not None:
         _STATE["source"] = pipe.prepare(read_image(task.source), size=task.size)
+
+
+def _exit_with(owner: int) -> None:
+    """Worker: exit as soon as the main process is gone (killed with -9, it cannot shut its workers down)."""
+    import os
+    import time
+
+    while os.getppid() == owner:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _target_mask(task: BatchTask, face: PreparedFace, source: PreparedFace | None) -> np.ndarray:
@@ -78,17 +98,22 @@ def _prepare(job: tuple[Path, Path]):
 
     photo, out = job
     task, pipe = _STATE["task"], _STATE["pipe"]
+    holder = claim(out, _STATE["owner"])
+    if holder is not None:
+        return Outcome(photo, "skipped", [out], note=f"another run (process {holder}) is working on it")
     try:
         face = pipe.prepare(read_image(photo), size=task.size)
         return photo, out, face, _target_mask(task, face, _STATE["source"])
     except InputError as exc:
-        return Outcome(photo, "unreadable", error=exc.problem)
+        outcome = Outcome(photo, "unreadable", error=exc.problem)
     except NoFaceError:
-        return Outcome(photo, "no-face", error="no face found")
+        outcome = Outcome(photo, "no-face", error="no face found")
     except MgpeError as exc:
-        return Outcome(photo, "failed", error=str(exc))
+        outcome = Outcome(photo, "failed", error=str(exc))
     except Exception as exc:  # one bad photo must not end a run over thousands
-        return Outcome(photo, "failed", error=f"{type(exc).__name__}: {exc}")
+        outcome = Outcome(photo, "failed", error=f"{type(exc).__name__}: {exc}")
+    release(out)
+    return outcome
 
 
 def _classical(job: tuple[Path, Path]) -> Outcome:
@@ -106,17 +131,27 @@ def _classical(job: tuple[Path, Path]) -> Outcome:
         else:
             result = pipe.transfer(source, face, task.components)
     except MgpeError as exc:
+        release(out)
         return Outcome(photo, "failed", error=str(exc))
-    return _write(photo, out, result.pasted, result.aligned, task.aligned_out)
+    except Exception as exc:
+        release(out)
+        return Outcome(photo, "failed", error=f"{type(exc).__name__}: {exc}")
+    outcome = _write(photo, out, result.pasted, result.aligned, task.aligned_out)
+    outcome.note = "; ".join(result.notes) or None
+    return outcome
 
 
 def _write(photo: Path, out: Path, pasted, aligned, aligned_out: bool) -> Outcome:
+    """Write one result (an OutputError, e.g. a full disk, stops the run) and release its claim."""
     from .io import write_image
 
     outputs = []
-    if aligned_out:  # first, so a present main output always means a finished photo
-        outputs.append(write_image(out.with_name(out.stem + ".aligned.png"), aligned))
-    outputs.insert(0, write_image(out, pasted if pasted is not None else aligned))
+    try:
+        if aligned_out:  # first, so a present main output always means a finished photo
+            outputs.append(write_image(out.with_name(out.stem + ".aligned.png"), aligned))
+        outputs.insert(0, write_image(out, pasted if pasted is not None else aligned))
+    finally:
+        release(out)
     return Outcome(photo, "done", outputs)
 
 
@@ -127,6 +162,7 @@ def run_learned_batch(runner, task: BatchTask, items: list, source: PreparedFace
     from .align import paste_back
     from .labels import COMPONENTS, face_hair_region
     from .nets.framework import edit_inputs
+    from .pipeline import keep_grey
 
     size = runner.resolution
     faces = [it[2] for it in items]
@@ -138,12 +174,15 @@ def run_learned_batch(runner, task: BatchTask, items: list, source: PreparedFace
         src_crops = edit_inputs([source.image], [source.mask.labels], [source.mask.labels], size)[0]
         src_feats = runner.encode(src_crops)
         names = list(COMPONENTS) if task.kind == "swap" else task.components
+        # What the source lacks (a bald head) stays each target's own, as in Pipeline.swap.
+        names = [n for n in names if np.isin(source.mask.labels, COMPONENTS[n].indices).any()]
         for n in names:
             feats[n] = np.repeat(src_feats[n], len(faces), axis=0)
     images = runner.render(feats, onehot, centres, targets, removed)
     outcomes = []
     for (photo, out, face, mask), arr in zip(items, images):
-        aligned = ((np.clip(arr.transpose(1, 2, 0), -1, 1) + 1) * 127.5 + 0.5).astype(np.uint8)
+        aligned = keep_grey(((np.clip(arr.transpose(1, 2, 0), -1, 1) + 1) * 127.5 + 0.5).astype(np.uint8),
+                            face.image)
         s = face.image.shape[0]
         if s != size:
             aligned = cv2.resize(aligned, (s, s), interpolation=cv2.INTER_CUBIC)
@@ -163,6 +202,7 @@ def run_batch(task: BatchTask, jobs: list[tuple[Path, Path]], *, runner=None, wo
               batch_size: int | None = None, overwrite: bool = False) -> Iterator[Outcome]:
     """Yield one Outcome per job, in order of completion of each batch. `batch_size` None: default_batch_size."""
     import multiprocessing as mp
+    import os
     from concurrent.futures import ProcessPoolExecutor
 
     task.validate()
@@ -178,12 +218,14 @@ def run_batch(task: BatchTask, jobs: list[tuple[Path, Path]], *, runner=None, wo
         raise UsageError(f"--backend {task.backend} needs learned weights or an export")
     fn = _classical if task.backend == "classical" else _prepare
     batch_size = batch_size or default_batch_size(runner)
+    owner = os.getpid()
     if workers > 1:
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init, initargs=(task,))
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init,
+                                   initargs=(task, owner))
         results = pool.map(fn, todo, chunksize=1)
     else:
         pool = None
-        _init(task)
+        _init(task, owner)
         results = map(fn, todo)
     try:
         if task.backend == "classical":
@@ -209,3 +251,6 @@ def run_batch(task: BatchTask, jobs: list[tuple[Path, Path]], *, runner=None, wo
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
+        for _, out in todo:  # claims of photos this run did not finish (stopped, or a failed batch)
+            if claim_holder(out) == owner:
+                release(out)

@@ -26,6 +26,21 @@ class InputError(MgpeError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):
+        return type(self), (self.path, self.problem)
+
+
+class OutputError(MgpeError):
+    """An output cannot be written (read-only folder, disk full, ...): a run stops with what it wrote kept."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"cannot write {self.path}: {problem}")
+
+    def __reduce__(self):  # crosses process boundaries (batch workers) intact
+        return type(self), (self.path, self.problem)
+
 
 class MaskOpError(UsageError):
     """A malformed --mask-op."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, OutputError, UsageError
 from .labels import NUM_CLASSES, colorize, decolorize
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm", ".gif")
@@ -38,11 +39,25 @@ def list_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
+def non_images(folder: str | os.PathLike) -> list[Path]:
+    """Files under a folder that folder commands pass over: not an image format we read (hidden files and the
+    .json sidecars of images are not counted)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    out = []
+    for p in folder.rglob("*"):
+        if p.name.startswith(".") or not p.is_file() or p.suffix.lower() in IMAGE_SUFFIXES:
+            continue
+        if p.suffix.lower() == ".json" and any(p.with_suffix(s).exists() for s in (".png", ".jpg", ".jpeg")):
+            continue
+        out.append(p)
+    return sorted(out)
+
+
 @contextlib.contextmanager
 def _pillow_guard(path: Path) -> Iterator[None]:
     from PIL import Image
-
-    from .errors import UsageError
 
     if BAD_MAX_PIXELS is not None:
         raise UsageError(f"MGPE_MAX_PIXELS={BAD_MAX_PIXELS!r}: expected a positive whole number of pixels")
@@ -147,21 +162,131 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+# Temporary files carry the writing run's process id (`.NAME.mgpe<PID>.XXXXXXXX.tmp.png`), so a later run can
+# tell those of a killed run (removed) from those of a run still at work (kept).
+_TEMP = re.compile(r"^\..*\.mgpe(\d+)\.[a-z0-9_]+\.tmp(\.[^.]+)?$")
+_CLAIM = re.compile(r"^\..+\.claim$")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path`, on failure it is removed."""
+    """Yield a temporary path beside `path`; on success it replaces `path`, on failure it is removed. An
+    operating-system failure (read-only folder, disk full) becomes an OutputError naming `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.mgpe{os.getpid()}.", suffix=f".tmp{path.suffix}",
+                                    dir=path.parent)
+        os.close(fd)
+        tmp = Path(name)
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(path, _os_reason(exc)) from None
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
+
+
+def _os_reason(exc: OSError) -> str:
+    """An OSError as a short reason: 'No space left on device', 'Read-only file system', ..."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        return "a folder on its path is a file"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (an unknown answer counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True
+    return True
+
+
+def ready_output_dir(folder: str | os.PathLike) -> int:
+    """Make the output folder, prove it writable (one-line OutputError naming it, before any work), and remove
+    temporary files and claims left under it by runs that were killed. Returns how many were removed."""
+    folder = Path(folder)
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        where = "" if blocker == folder else f" {blocker}"
+        raise UsageError(f"{folder}:{where} is a file, not a folder")
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        with atomic_path(folder / ".mgpe-write-test") as tmp:
+            tmp.write_bytes(b"")
+    except OutputError as exc:
+        raise UsageError(f"{folder}: cannot write into it ({exc.problem})") from None
+    (folder / ".mgpe-write-test").unlink()
+    for p in made:  # proven writable; the folders appear with the first output, not before
+        p.rmdir()
+    if made:
+        return 0
+    removed = 0
+    for p in folder.rglob(".*"):
+        dead = False
+        if (m := _TEMP.match(p.name)) is not None:
+            dead = not pid_alive(int(m.group(1)))
+        elif _CLAIM.match(p.name):
+            dead = not pid_alive(_claim_owner(p))
+        if dead and p.is_file():
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed += 1
+    return removed
+
+
+def _claim_path(out: Path) -> Path:
+    return out.with_name(f".{out.name}.claim")
+
+
+def _claim_owner(claim: Path) -> int:
+    try:
+        return int(claim.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def claim(out: str | os.PathLike, owner: int) -> int | None:
+    """Claim the output `out` for the run with process id `owner` (a hidden `.NAME.claim` beside it), so two runs
+    on one folder share the work. None when claimed; else the id of the live run that holds it."""
+    c = _claim_path(Path(out))
+    try:
+        c.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(out, _os_reason(exc)) from None
+    for _ in range(2):
+        try:
+            fd = os.open(c, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _claim_owner(c)
+            if holder in (owner, 0) or not pid_alive(holder):
+                with contextlib.suppress(OSError):
+                    c.unlink()  # a claim of a killed run (or our own)
+                continue
+            return holder
+        except OSError as exc:
+            raise OutputError(out, _os_reason(exc)) from None
+        with os.fdopen(fd, "w") as f:
+            f.write(str(owner))
+        return None
+    return None
+
+
+def claim_holder(out: str | os.PathLike) -> int | None:
+    """The process id that holds the claim on `out`, None when unclaimed."""
+    c = _claim_path(Path(out))
+    return _claim_owner(c) if c.exists() else None
+
+
+def release(out: str | os.PathLike) -> None:
+    with contextlib.suppress(OSError):
+        _claim_path(Path(out)).unlink()
 
 
 _PIL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",

@@ -1,6 +1,7 @@
 """The one label table (CelebAMask-HQ order), its colours, converters to other orders, and the paper's components.
 
-"l_"/"r_" mean the side with the smaller/larger x in the image (the viewer's left/right).
+"l_"/"r_" mean the side with the smaller/larger x in the image (the viewer's left/right); masks written for
+other tools take their order and side convention (to_format, MASK_FORMATS).
 """
 from __future__ import annotations
 
@@ -116,10 +117,51 @@ def from_bisenet(mask: np.ndarray) -> np.ndarray:
 
 
 def to_bisenet(mask: np.ndarray) -> np.ndarray:
+    """Canonical mask -> BiSeNet order, names kept as they are (no side swap; `to_format(mask, "bisenet")`
+    also swaps sides to the subject's)."""
     return _apply(_TO_BISENET, mask, "canonical")
 
 
 SIDE_PAIRS: tuple[tuple[str, str], ...] = (("l_eye", "r_eye"), ("l_brow", "r_brow"), ("l_ear", "r_ear"))
+
+# Mask files written for other tools (`mgpe parse --format`): their label order and their side convention.
+# CelebAMask-HQ names sides by the subject: its l_eye is the person's left eye, on the image's right.
+# BiSeNet (face-parsing.PyTorch) is trained on CelebAMask-HQ, so its l_/r_ are the subject's sides too.
+# u_lip/l_lip are upper/lower lip, not a side pair.
+MASK_FORMATS: tuple[str, ...] = ("canonical", "celebamask", "bisenet")
+# The class name of each value in a format's files.
+FORMAT_LABELS: dict[str, tuple[str, ...]] = {"canonical": LABELS, "celebamask": LABELS, "bisenet": BISENET_LABELS}
+# What l_/r_ mean in each format's files.
+FORMAT_SIDES: dict[str, str] = {
+    "canonical": "the viewer's left/right (smaller/larger x in the image)",
+    "celebamask": "the subject's left/right (larger/smaller x in the image)",
+    "bisenet": "the subject's left/right (larger/smaller x in the image), as in CelebAMask-HQ",
+}
+_SWAP_SIDES = _lut({i: i for i in range(NUM_CLASSES)}
+                   | {LABEL_INDEX[a]: LABEL_INDEX[b] for pair in SIDE_PAIRS for a, b in (pair, pair[::-1])})
+_TO_FORMAT = {"canonical": _lut({i: i for i in range(NUM_CLASSES)}), "celebamask": _SWAP_SIDES,
+              "bisenet": _TO_BISENET[_SWAP_SIDES]}
+# The swap is its own inverse; 255 (not a label) stays 255 through both tables.
+_FROM_FORMAT = {"canonical": _TO_FORMAT["canonical"], "celebamask": _SWAP_SIDES,
+                "bisenet": _SWAP_SIDES[_FROM_BISENET]}
+
+
+def _format_table(tables: dict[str, np.ndarray], fmt: str) -> np.ndarray:
+    if fmt not in tables:
+        raise ValueError(f"mask format must be one of {', '.join(MASK_FORMATS)}, not {fmt!r}")
+    return tables[fmt]
+
+
+def to_format(mask: np.ndarray, fmt: str) -> np.ndarray:
+    """Canonical mask (H, W) -> the label order and side convention of `fmt` (MASK_FORMATS). A permutation:
+    lossless, undone by from_format."""
+    return _apply(_format_table(_TO_FORMAT, fmt), mask, "canonical")
+
+
+def from_format(mask: np.ndarray, fmt: str) -> np.ndarray:
+    """A mask in `fmt`'s order and side convention -> canonical; the inverse of to_format."""
+    titles = {"canonical": "canonical", "celebamask": "CelebAMask-HQ", "bisenet": "BiSeNet"}
+    return _apply(_format_table(_FROM_FORMAT, fmt), mask, titles.get(fmt, fmt))
 
 
 def assign_sides(mask: np.ndarray) -> np.ndarray:

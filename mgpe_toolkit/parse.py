@@ -37,21 +37,37 @@ class ParsedFace:
     alignment: Alignment | None
     was_aligned: bool  # the input itself was an aligned crop
     photo_labels: np.ndarray | None = None  # for a photo parsed with context: its mask in the photo's coordinates
+    note: str | None = None  # an unusable sidecar beside the image, ignored
 
 
 def sidecar_alignment(image_path: Path, image: np.ndarray) -> Alignment | None:
     """The alignment sidecar beside an aligned image (`x.png` + `x.json`), if it matches the image."""
+    return read_sidecar(image_path, image)[0]
+
+
+def read_sidecar(image_path: Path, image: np.ndarray) -> tuple[Alignment | None, str | None]:
+    """(the sidecar's Alignment, None), (None, why a sidecar beside the image is unusable), or (None, None)
+    when there is none."""
     from .io import read_json
 
     side = image_path.with_suffix(".json")
     if not side.is_file():
-        return None
+        return None, None
     try:
         alignment = Alignment.from_json(read_json(side))
-    except (InputError, KeyError, TypeError, ValueError):
-        return None
+    except InputError as exc:
+        return None, f"{side.name} is {exc.problem}" if exc.problem.startswith("not") else exc.problem
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        detail = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+        return None, f"{side.name} is not a usable alignment sidecar ({detail})"
     h, w = image.shape[:2]
-    return alignment if alignment.size == w == h else None
+    if not alignment.size == w == h:
+        return None, f"{side.name} is for a {alignment.size}² crop and the image is {w}×{h}"
+    return alignment, None
+
+
+def sidecar_note(problem: str) -> str:
+    return f"{problem}: it was ignored, and the image was taken as a photo of its own"
 
 
 def looks_aligned(matrix: np.ndarray, side: int) -> bool:
@@ -66,10 +82,16 @@ def parse_image(pipe, image: np.ndarray, *, path: Path | None = None, size: int 
                 context: bool = False) -> ParsedFace:
     """Parse an aligned face, or the largest face of a photo; raises NoFaceError when there is none. With
     `context`, a photo is parsed from a wider view (CONTEXT) into `photo_labels`, not from the aligned crop."""
-    h, w = image.shape[:2]
-    alignment = sidecar_alignment(path, image) if path is not None else None
+    alignment, problem = read_sidecar(path, image) if path is not None else (None, None)
     if alignment is not None:
         return ParsedFace(image, pipe.parse(image), alignment, True)
+    parsed = _parse_photo(pipe, image, size, context)
+    parsed.note = sidecar_note(problem) if problem else None
+    return parsed
+
+
+def _parse_photo(pipe, image: np.ndarray, size: int, context: bool) -> ParsedFace:
+    h, w = image.shape[:2]
     if h == w:
         faces = pipe.align(image, size=w)
         if not faces:
@@ -105,13 +127,17 @@ def mask_to_photo(mask: np.ndarray, alignment: Alignment | np.ndarray, photo_siz
 
 
 def parse_one(pipe, source: Path, stem: Path, *, coords: str = "auto", preview: bool = False, size: int = 256,
-              overwrite: bool = False) -> Outcome:
-    """Parse one image into `stem`.png (label mask) [+ `stem`.preview.png]; with aligned coordinates for a
-    photo, also the aligned crop `stem`.aligned.png and its sidecar. Atomic; skips finished outputs."""
+              overwrite: bool = False, fmt: str = "canonical") -> Outcome:
+    """Parse one image into `stem`.png (label mask in `fmt`, see labels.MASK_FORMATS) [+ `stem`.preview.png, in
+    our colours]; with aligned coordinates for a photo, also the aligned crop `stem`.aligned.png and its
+    sidecar. Atomic; skips finished outputs."""
     from .io import preview_path, read_image, write_image, write_json, write_mask
+    from .labels import MASK_FORMATS, colorize, to_format
 
     if coords not in COORDS:
         raise UsageError(f"--coords must be one of {', '.join(COORDS)}, not {coords!r}")
+    if fmt not in MASK_FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(MASK_FORMATS)}, not {fmt!r}")
     out = stem.with_name(stem.name + ".png")  # a stem may hold dots (`my.photo`)
     if not overwrite and out.exists() and (not preview or preview_path(out).exists()):
         return Outcome(source, "skipped", [out])
@@ -146,5 +172,7 @@ def parse_one(pipe, source: Path, stem: Path, *, coords: str = "auto", preview: 
         write_json(crop.with_suffix(".json"), parsed.alignment.to_json())
         write_image(crop, parsed.aligned)
         outputs.append(crop)
-    outputs.insert(0, write_mask(out, labels, preview=preview))
-    return Outcome(source, "done", outputs)
+    outputs.insert(0, write_mask(out, to_format(labels, fmt)))
+    if preview:  # drawn from the canonical mask, so the colours mean the same in every format
+        write_image(preview_path(out), colorize(labels))
+    return Outcome(source, "done", outputs, note=parsed.note)

@@ -55,6 +55,11 @@ class Pipeline:
             if not faces:
                 raise NoFaceError("no face found")
             face, photo, alignment = faces[0].image, image, faces[0].alignment
+            if mask is not None and np.shape(mask) == image.shape[:2] != face.shape[:2]:  # the photo's own mask
+                import cv2
+
+                mask = cv2.warpAffine(np.asarray(mask, np.uint8), alignment.matrix, face.shape[1::-1],
+                                      flags=cv2.INTER_NEAREST)
         if mask is None:
             labels = self.parse(face).labels
         else:
@@ -75,7 +80,7 @@ class Pipeline:
 
         target_mask = FaceMask(np.asarray(target, np.uint8))
         foreground = self.stage("generate").generate(codes, target_mask)
-        result = self.stage("fuse").fuse(foreground, onto.image, target_mask, onto.mask)
+        result = keep_grey(self.stage("fuse").fuse(foreground, onto.image, target_mask, onto.mask), onto.image)
         pasted = None
         if onto.photo is not None and onto.alignment is not None:
             region = face_hair_region(target_mask.labels) | face_hair_region(onto.mask.labels)
@@ -100,8 +105,22 @@ class Pipeline:
         """The face of `source`, hair included, onto `target`'s photo. shape: whose mask shapes are kept."""
         if shape not in ("target", "source"):
             raise MgpeError(f"shape must be target or source, not {shape!r}")
+        from .labels import COMPONENTS
+
         mask = target.mask.labels if shape == "target" else shapes_from(source.mask.labels, target.mask.labels)
-        return self.render(self.encode(source), mask, target)
+        codes = self.encode(source)
+        # A component the result needs and the source lacks (a bald head, eyes behind sunglasses) is the target's.
+        missing = [n for n, c in COMPONENTS.items()
+                   if np.isin(mask, c.indices).any() and not np.isin(source.mask.labels, c.indices).any()]
+        if missing:
+            own = self.encode(target)
+            codes = ComponentCodes(codes={**codes.codes, **{n: own.codes[n] for n in missing}}, mask=codes.mask,
+                                   encoder=codes.encoder)
+        result = self.render(codes, mask, target)
+        if missing:
+            result.notes.append(f"the source face has no {' or '.join(missing)} in its mask: the target's "
+                                f"{'is' if len(missing) == 1 else 'are'} kept")
+        return result
 
     def transfer(self, source: PreparedFace, target: PreparedFace, components: list[str]) -> EditResult:
         """`target` with the named components' appearance taken from `source`."""
@@ -113,7 +132,8 @@ class Pipeline:
                             f"{', '.join(COMPONENTS)}")
         for name in components:
             if not np.isin(source.mask.labels, COMPONENTS[name].indices).any():
-                raise MgpeError(f"the source face has no {name} in its mask")
+                raise MgpeError(f"the source face has no {name} in its mask (bald or covered?): leave {name} out "
+                                "or take it from another face")
         src, tgt = self.encode(source), self.encode(target)
         encoder = self.stage("encode")
         if hasattr(encoder, "mix"):
@@ -126,6 +146,15 @@ class Pipeline:
     def synth(self, target: np.ndarray, sources: list[PreparedFace]) -> list[EditResult]:
         """Faces on one target mask, each with the components (and background) of one source."""
         return [self.render(self.encode(src), target, PreparedFace(src.image, src.mask)) for src in sources]
+
+
+def keep_grey(result: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Grey in, grey out: the result of a grey (black-and-white) face is made grey, without the tint and coloured
+    grain that generated components bring."""
+    if image.ndim == 3 and int(np.abs(image.astype(np.int16) - image[..., :1]).max()) <= 2:
+        luma = result.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        return np.repeat(np.clip(luma + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    return result
 
 
 def shapes_from(source: np.ndarray, target: np.ndarray) -> np.ndarray:

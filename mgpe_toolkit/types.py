@@ -41,6 +41,10 @@ class Alignment:
         matrix = np.asarray(data["matrix"], dtype=np.float64)
         if matrix.shape != (2, 3):
             raise ValueError(f"matrix must be 2×3, got shape {matrix.shape}")
+        if not np.isfinite(matrix).all() or abs(np.linalg.det(matrix[:, :2])) < 1e-9:
+            raise ValueError("its matrix is singular or not finite: it maps no photo onto the crop")
+        if int(data["size"]) <= 0:
+            raise ValueError(f"size must be positive, got {data['size']}")
         return cls(
             matrix=matrix,
             size=int(data["size"]),
@@ -90,6 +94,7 @@ class EditResult:
     pasted: np.ndarray | None = None  # the result pasted back into the source photo
     alignment: Alignment | None = None
     stages: dict[str, str] = field(default_factory=dict)  # stage -> implementation that ran
+    notes: list[str] = field(default_factory=list)  # what the user should know (a component taken elsewhere)
 
 
 @dataclass
@@ -101,6 +106,7 @@ class Outcome:
     status: str
     outputs: list[Path] = field(default_factory=list)
     error: str | None = None
+    note: str | None = None  # what the user should know of a finished input (e.g. an unusable sidecar ignored)
 
     @property
     def failed(self) -> bool:

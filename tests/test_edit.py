@@ -122,15 +122,14 @@ def test_synth_makes_distinct_faces_that_follow_the_target_mask(pipe, faces):
         assert accuracy > 0.75, accuracy
 
 
-def test_a_component_missing_from_the_source_is_a_clear_error(pipe, faces):
+def test_a_component_missing_from_the_source_is_a_clear_error_or_the_targets(pipe, faces):
     a, g = faces
     from mgpe_toolkit.types import PreparedFace, FaceMask
 
     bald = PreparedFace(g.image, FaceMask(np.where(g.mask.labels == L["hair"], L["skin"], g.mask.labels).astype(np.uint8)))
     with pytest.raises(MgpeError, match="no hair"):
         pipe.transfer(bald, a, ["hair"])
-    with pytest.raises(MgpeError, match="no hair"):
-        pipe.swap(bald, a)
+    assert any("no hair" in n for n in pipe.swap(bald, a).notes)  # swap+ keeps the target's hair (test_bald_source)
 
 
 def test_cli_edit_writes_result_mask_and_aligned(photos, tmp_path, astronaut):

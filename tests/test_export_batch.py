@@ -176,3 +176,27 @@ def test_a_bad_face_to_take_is_one_line_before_any_worker(tmp_path, astronaut):
         assert "Traceback" not in proc.stderr and "BrokenProcessPool" not in proc.stderr
         assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1, proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_truncated_or_garbage_graph_is_one_line(exported, tmp_path):
+    """A graph cut short (a copy that ran out of disk) is named, with what to run, not an onnxruntime trace."""
+    import shutil
+
+    from mgpe_toolkit.errors import InputError
+    from mgpe_toolkit.export.runtime import OnnxRunner
+
+    folder = tmp_path / "exp"
+    shutil.copytree(Path(exported).parent, folder)
+    enc = folder / json.loads((folder / "manifest.json").read_text())["graphs"]["encoders"]["file"]
+    enc.write_bytes(enc.read_bytes()[:1000])
+    with pytest.raises(InputError, match="differs from the graph its manifest lists"):
+        OnnxRunner(folder)
+    man = json.loads((folder / "manifest.json").read_text())  # an export whose manifest has no digests
+    for g in man["graphs"].values():
+        g.pop("sha256_16", None)
+    (folder / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(InputError, match="onnxruntime cannot load it"):
+        OnnxRunner(folder)
+    write_image(tmp_path / "raw" / "a.png", np.full((64, 64, 3), 128, np.uint8))
+    r = mgpe("batch", tmp_path / "raw", tmp_path / "out", "-m", "hair=skin", "--backend", "onnx", "--exports", folder)
+    assert r.returncode != 0 and "onnxruntime cannot load it" in r.stderr and "Traceback" not in r.stderr

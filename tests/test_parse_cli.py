@@ -105,8 +105,11 @@ def test_paste_back_changes_only_face_and_hair(photos, tmp_path, astronaut):
     assert result[region].astype(int)[:, 2].mean() < original[region].astype(int)[:, 2].mean() - 20
 
 
-def test_paste_back_errors_are_one_line(tmp_path):
+def test_paste_back_errors_are_one_line(tmp_path, astronaut):
     proc = mgpe("paste-back", tmp_path / "none.png", "-o", tmp_path / "o.png")
+    assert proc.returncode == 2 and "none.png: no such file" in proc.stderr and "Traceback" not in proc.stderr
+    write_image(tmp_path / "crop.png", astronaut)
+    proc = mgpe("paste-back", tmp_path / "crop.png", "-o", tmp_path / "o.png")
     assert proc.returncode == 2 and "no alignment sidecar" in proc.stderr and "Traceback" not in proc.stderr
 
 

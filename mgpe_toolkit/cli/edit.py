@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from ..errors import EXIT_SOME_FAILED
-from .app import _console, app, fail
+from ..errors import EXIT_SOME_FAILED, MgpeError
+from .app import _console, app, fail, styled
 
 STAGE_HELP = "Implementation (see `mgpe plugins`)."
 # Options every editing command takes (typer reads these defaults; sharing them keeps the commands in step).
@@ -35,15 +35,25 @@ def load_face(pipe, path: str, *, aligned: bool = False, mask: str | None = None
     comes too, for paste-back), or an aligned image given with --aligned."""
     from ..errors import InputError, MgpeError, NoFaceError
     from ..io import read_image, read_mask
-    from ..parse import sidecar_alignment
+    from ..parse import read_sidecar, sidecar_note
 
     p = Path(path)
+    for given in (p, Path(mask) if mask else None):
+        if given is not None and not given.exists():
+            fail(f"{given}: no such file")  # a missing input is a usage error (exit 2), as in every command
     try:
         image = read_image(p)
         labels = read_mask(mask) if mask else None
     except InputError as exc:
         fail(str(exc), EXIT_SOME_FAILED)
-    alignment = sidecar_alignment(p, image)
+    alignment, problem = read_sidecar(p, image)
+    if problem and not aligned:
+        _console(stderr=True).print(styled("note:", "yellow", f"{p}: {sidecar_note(problem)} (so the result is "
+                                           f"pasted back into {p.name}, not into the photo it was cut from)"),
+                                    soft_wrap=True)
+    h, w = image.shape[:2]
+    if labels is not None and labels.shape != (h, w):
+        fail(f"{mask}: mask is {labels.shape[1]}×{labels.shape[0]}, its image {p} is {w}×{h}", EXIT_SOME_FAILED)
     try:
         if alignment is not None or aligned:
             face = pipe.prepare(image, aligned=True, mask=labels, alignment=alignment)
@@ -51,7 +61,7 @@ def load_face(pipe, path: str, *, aligned: bool = False, mask: str | None = None
             if src is not None and src.is_file():
                 face.photo = read_image(src)
             return face
-        return pipe.prepare(image, mask=labels)
+        return pipe.prepare(image, mask=labels)  # the photo's own mask: warped into the aligned crop
     except NoFaceError:
         fail(f"{p}: no face found", EXIT_SOME_FAILED)
     except MgpeError as exc:
@@ -86,6 +96,8 @@ def write_result(result, out: Path, aligned_out: Optional[str], con, save_mask: 
             except (MgpeError, OSError) as exc:
                 failed.append(f"{path}: {exc}")
     con.print(f"wrote {', '.join(map(str, written))} ({note}; {stages})")
+    for line in result.notes:
+        con.print(styled("note:", "yellow", line), soft_wrap=True)
     if failed:
         fail("; ".join(failed), EXIT_SOME_FAILED)
 
@@ -126,6 +138,8 @@ def edit_cmd(
 
     if bool(mask_op) == bool(mask):
         fail("give --mask-op (repeatable) or --mask, one of them")
+    if mask and not Path(mask).exists():
+        fail(f"--mask {mask}: no such file")
     ops = parse_ops(mask_op) if mask_op else None  # malformed ops fail here, before any work
     out_path = Path(out) if out else _default_out(image, "edit")
     check_outputs(out_path, aligned_out, save_mask)
@@ -201,6 +215,8 @@ def transfer_cmd(
     weights: Optional[str] = WEIGHTS,
 ):
     """Give TARGET the appearance of components of another face (hair colour, lips, beard via skin, eyes)."""
+    import numpy as np
+
     from ..labels import COMPONENTS
 
     names: list[str] = []
@@ -217,6 +233,11 @@ def transfer_cmd(
     check_outputs(out_path, aligned_out)
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
     a = load_face(pipe, source, aligned=aligned)
+    lacking = [n for n in names if not np.isin(a.mask.labels, COMPONENTS[n].indices).any()]
+    if lacking:
+        fail(f"{source}: has no {' or '.join(lacking)} in its mask (bald or covered?) to take: leave "
+             f"{'it' if len(lacking) == 1 else 'them'} out of --component or take {'it' if len(lacking) == 1 else 'them'} "
+             "from another face", EXIT_SOME_FAILED)
     b = load_face(pipe, target, aligned=aligned)
     result = _run(lambda: pipe.transfer(a, b, names), f"{source} -> {target}")
     write_result(result, out_path, aligned_out, _console())
@@ -242,6 +263,8 @@ def synth_cmd(
     from ..errors import InputError, NoFaceError
     from ..io import list_images, read_image, read_mask, write_image
 
+    if not Path(mask).exists():
+        fail(f"{mask}: no such file")
     try:
         target = read_mask(mask)
     except InputError as exc:
@@ -256,7 +279,7 @@ def synth_cmd(
             fail(f"--grid {grid}: {problem}")
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
     con = _console()
-    faces, names, problems = [], [], []
+    faces, names, problems, results = [], [], [], []
     for path in list_images(sources):
         if len(faces) == n:
             break
@@ -267,13 +290,17 @@ def synth_cmd(
             continue
         if face.image.shape[:2] != target.shape:
             face = pipe.prepare(cv2.resize(face.image, target.shape[::-1], interpolation=cv2.INTER_AREA), aligned=True)
+        try:
+            results.append(pipe.synth(target, [face])[0])
+        except MgpeError as exc:  # e.g. a bald source for a mask with hair: this source is skipped
+            problems.append(f"{path}: {str(exc).replace('the source face', 'it')} (the mask {mask} needs it)")
+            continue
         faces.append(face)
         names.append(path.stem)
     for line in problems:
-        con.print(f"skipped {line}")
-    if not faces:
-        fail(f"--sources {sources}: no usable face", EXIT_SOME_FAILED)
-    results = _run(lambda: pipe.synth(target, faces), mask)
+        con.print(f"skipped {line}", soft_wrap=True)
+    if not results:
+        fail(f"--sources {sources}: no usable face for {mask}", EXIT_SOME_FAILED)
     written = [write_image(Path(out) / f"synth_{i:02d}.png", r.aligned) for i, r in enumerate(results)]
     if grid:
         write_image(grid, synth_grid(target, faces, results, names))

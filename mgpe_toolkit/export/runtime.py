@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from ..nets.framework import COMPONENT_NAMES
+from ..weights import file_digest
 
 
 def pick_providers(requested: str = "auto") -> list[str]:
@@ -75,7 +76,15 @@ class OnnxRunner:
             graph = path.parent / self.manifest["graphs"][name]["file"]
             if not graph.is_file():
                 raise InputError(graph, "listed in the manifest but missing")
-            self.sessions[name] = ort.InferenceSession(str(graph), opts, providers=self.providers)
+            want = self.manifest["graphs"][name].get("sha256_16")
+            if want and file_digest(graph) != want:
+                raise InputError(graph, "differs from the graph its manifest lists (truncated or changed since the "
+                                        "export): run `mgpe export onnx` again")
+            try:
+                self.sessions[name] = ort.InferenceSession(str(graph), opts, providers=self.providers)
+            except Exception as exc:  # onnxruntime's own errors (InvalidProtobuf, Fail, ...) have no common base
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise InputError(graph, f"onnxruntime cannot load it ({reason}); run `mgpe export onnx` again") from None
         self.used_providers = self.sessions["generator"].get_providers()
 
     def _f(self, x: np.ndarray) -> np.ndarray:
