@@ -1,7 +1,7 @@
 """Photos per second of `mgpe batch` (align -> parse -> edit -> paste back -> PNG) on a folder of photos.
 
 Usage: python benchmarks/bench_batch.py [--photos 24] [--workers 2] [--backend classical|onnx]
-                                        [--exports DIR|MANIFEST|random:paper [--int8]]
+                                        [--exports DIR|MANIFEST|random:lean [--int8]]
                                         [--batch-size N] [--op hair->skin@forehead] [--parser mesh]
 The folder holds copies of the astronaut (512²) and grace_hopper (512×600), written as JPEG; the timing
 covers the whole command's work (decode, worker start-up included), as a user would see it.

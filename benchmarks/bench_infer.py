@@ -1,6 +1,6 @@
 """Inference speed of the learned stages (encoders + generator + fuser) for one edited image.
 
-Usage: python benchmarks/bench_infer.py [--config paper] [--batches 1 16] [--runs 5] [--rounds 3] [--no-compile]
+Usage: python benchmarks/bench_infer.py [--config lean] [--batches 1 16] [--runs 5] [--rounds 3] [--no-compile]
 Random weights (speed does not depend on them). On the CPU, each engine - onnxruntime fp32, onnxruntime int8
 (calibrated on 8 synthetic portraits), torch eager, torch.compile (where it works) - runs in a fresh process
 of its own, and the engines take turns for `--rounds` rounds: one engine's threads (torch's OpenMP workers
@@ -119,7 +119,7 @@ def main() -> None:
     from mgpe_toolkit.nets.config import PRESETS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="paper", choices=sorted(PRESETS))
+    ap.add_argument("--config", default="lean", choices=sorted(PRESETS))
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 16])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)

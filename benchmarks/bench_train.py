@@ -60,23 +60,32 @@ def cpu_figures(steps: int) -> None:
 
     from mgpe_toolkit.data.synthetic import synthetic_portrait
     from mgpe_toolkit.nets.config import PRESETS
-    from mgpe_toolkit.nets.framework import MaskGuidedFramework, centres_of, component_crops, foreground_region, onehot
+    from mgpe_toolkit.nets.framework import (MaskGuidedFramework, centres_of, component_crops, dilate_components,
+                                             foreground_region, input_spec, onehot)
 
     tiny = replace(PRESETS["tiny"], lambda_gp=0.0)
     rate = run(tiny, steps, "cpu")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"tiny (64², batch {tiny.batch}) on CPU: {rate:.2f} it/s, peak RSS {rss:.0f} MiB")
 
-    G = MaskGuidedFramework(PRESETS["paper"]).eval()
     p = synthetic_portrait(0, 256)
     x = torch.from_numpy(p.image).permute(2, 0, 1)[None].float() / 127.5 - 1
     m = torch.from_numpy(p.mask)[None]
-    c = centres_of(m.numpy())
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        G(component_crops(x, m, c), onehot(m), torch.from_numpy(c), x, foreground_region(m))
-    params = sum(v.numel() for k, v in G.state_dict().items() if not k.startswith("decoders."))
-    print(f"paper (256²) inference: {counter.get_total_flops() / 1e9:.1f} GFLOPs per edited image, "
-          f"{params / 1e6:.2f} M parameters (budget 64 GFLOPs)")
+    for name in ("lean", "paper"):
+        cfg = PRESETS[name]
+        G = MaskGuidedFramework(cfg).eval()
+        mi = torch.from_numpy(dilate_components(m.numpy(), cfg.dilate))
+        c = centres_of(mi.numpy())
+        crops = component_crops(x, mi, c, **{k: v for k, v in input_spec(cfg).items() if k == "masked_mouth"})
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            G(crops, onehot(mi), torch.from_numpy(c), x, foreground_region(mi))
+        params = sum(v.numel() for k, v in G.state_dict().items()
+                     if not k.startswith("decoders.") and "running_" not in k and "num_batches" not in k)
+        train = sum(v.numel() for v in G.parameters())
+        print(f"{name} (256²) inference: {counter.get_total_flops() / 1e9:.1f} GFLOPs per edited image, "
+              f"{params / 1e6:.2f} M parameters ({train / 1e6:.2f} M with the image decoders of the local loss)"
+              + ("; the authors': 163.6 M, about 127 GFLOPs, 228.2 M" if name == "paper" else ""))
+        del G
 
 
 def gpu_figures(steps: int, batch: int, compile: bool, variants: bool = False) -> None:
@@ -86,8 +95,8 @@ def gpu_figures(steps: int, batch: int, compile: bool, variants: bool = False) -
     from mgpe_toolkit.train.loop import default_workers
 
     torch.cuda.reset_peak_memory_stats()
-    paper = replace(PRESETS["paper"], lambda_gp=0.0, batch=batch)
-    name = f"paper (256², batch {paper.batch}, bf16) on {torch.cuda.get_device_name()}"
+    paper = replace(PRESETS["lean"], lambda_gp=0.0, batch=batch)
+    name = f"lean (256², batch {paper.batch}, bf16) on {torch.cuda.get_device_name()}"
     rate = run(paper, steps, "cuda")
     peak = torch.cuda.max_memory_allocated() / 2 ** 30
     print(f"{name}: {rate:.2f} it/s as `mgpe train` runs it ({default_workers(torch.device('cuda'))} "

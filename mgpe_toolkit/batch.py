@@ -168,10 +168,10 @@ def run_learned_batch(runner, task: BatchTask, items: list, source: PreparedFace
     faces = [it[2] for it in items]
     masks = [it[3] for it in items]
     crops, onehot, centres, removed, targets = edit_inputs([f.image for f in faces], [f.mask.labels for f in faces],
-                                                           masks, size)
+                                                           masks, size, **runner.spec)
     feats = runner.encode(crops)
     if task.kind in ("swap", "transfer"):
-        src_crops = edit_inputs([source.image], [source.mask.labels], [source.mask.labels], size)[0]
+        src_crops = edit_inputs([source.image], [source.mask.labels], [source.mask.labels], size, **runner.spec)[0]
         src_feats = runner.encode(src_crops)
         names = list(COMPONENTS) if task.kind == "swap" else task.components
         # What the source lacks (a bald head) stays each target's own, as in Pipeline.swap.

@@ -41,8 +41,8 @@ def test_placement_follows_each_samples_own_centre():
 
 
 @pytest.mark.parametrize("paired", [True, False])
-def test_paper_config_forward_backward_at_256(paired, tmp_path):
-    cfg = PRESETS["paper"]
+def test_lean_config_forward_backward_at_256(paired, tmp_path):
+    cfg = PRESETS["lean"]
     G = MaskGuidedFramework(cfg)
     xs, ms, cs = inputs(256, (1,))
     xt, mt, ct = (xs, ms, cs) if paired else inputs(256, (2,))
@@ -88,11 +88,11 @@ def test_vae_head_samples_around_the_mean():
     assert ComponentEncoder.sample(mu, None) is mu
 
 
-def test_inference_cost_budget_of_the_paper_config():
+def test_inference_cost_budget_of_the_lean_config():
     """Issue budget: <= 64 GFLOPs per edited 256² image (encoders + E_m + G_m + E_b + G_b)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    G = MaskGuidedFramework(PRESETS["paper"]).eval()
+    G = MaskGuidedFramework(PRESETS["lean"]).eval()
     x, m, c = inputs(256)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         G(component_crops(x, m, c), onehot(m), torch.from_numpy(c), x, foreground_region(m))

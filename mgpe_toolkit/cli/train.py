@@ -36,7 +36,9 @@ def _parse_sets(pairs: list[str]) -> dict:
 @train_app.callback()
 def train_main(
     ctx: typer.Context,
-    config: str = typer.Option("tiny", "--config", help="tiny (64², CPU), small (128²), paper (256²) or a JSON file."),
+    config: str = typer.Option("tiny", "--config", help="tiny (64², CPU), small (128²), lean (256², our design, "
+                               "4.3 M parameters), paper (256², the authors' networks and losses, 163.6 M) or a JSON "
+                               "file."),
     data: Optional[str] = typer.Option(None, "--data", help="Aligned images + masks: a folder with images/ and "
                                                            "masks/, a CelebAMask-HQ folder, or synthetic:N."),
     masks: Optional[str] = typer.Option(None, "--masks", help="Mask folder paired with --data by file name."),
@@ -47,6 +49,11 @@ def train_main(
                                                  help="Frozen parser P_F for the parsing loss (from `mgpe train parser`; "
                                                       "default: the default parser's weights, models/parser-real)."),
     sets: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set lambda_gp=0 --set batch=2."),
+    perceptual_weights: Optional[str] = typer.Option(None, "--perceptual-weights",
+                                                     help="VGG19 weights for the perceptual loss (torchvision's "
+                                                          "vgg19-dcbb9e9d.pth; default: torch's hub cache). Never "
+                                                          "downloaded: without them the run trains without that loss "
+                                                          "and its card says so."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:N."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile every network the training step runs."),
     workers: Optional[int] = _workers_option(),
@@ -78,6 +85,9 @@ def train_main(
     dataset = open_dataset(data, masks, labels, cfg.resolution)
     trainer = GANTrainer(dataset, out_dir, cfg, parser_weights=parser_weights, device=device, compile=compile_,
                          warn=lambda m: con.print(styled("warning:", "yellow", m)))
+    if cfg.lambda_vgg > 0:
+        said = trainer.use_perceptual(perceptual_weights)
+        con.print(styled("perceptual loss:", "yellow" if trainer.vgg is None else "", said))
     description = dataset.describe()
     if not _resume(trainer, resume, steps, out_dir / CHECKPOINT, con, description):
         return

@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import UsageError
 from ..io import atomic_path, write_json
 from ..labels import COMPONENTS
-from ..nets.framework import COMPONENT_NAMES, FULL, PLACED
+from ..nets.framework import COMPONENT_NAMES, FULL, PLACED, input_spec
 from ..weights import file_digest
 
 DEFAULT_OPSET = 17
@@ -58,18 +58,15 @@ class FuserGraph(nn.Module):
         return self.framework.fuse(foreground, target_image, removed)
 
 
-def example_inputs(config, batch: int = 2) -> dict[str, dict[str, torch.Tensor]]:
-    """Inputs of the right shapes for each graph (random, for tracing and parity checks)."""
+def example_inputs(framework, batch: int = 2) -> dict[str, dict[str, torch.Tensor]]:
+    """Inputs of the right shapes for each graph of a framework (random, for tracing and parity checks)."""
     g = torch.Generator().manual_seed(0)
-    s, c = config.resolution, config.comp_channels
+    s = framework.config.resolution
     crops = {}
     for n in COMPONENT_NAMES:
         w, h = COMPONENTS[n].crop_size(s)
         crops[n] = torch.rand(batch, 3, h, w, generator=g) * 2 - 1
-    feats = {}
-    for n in COMPONENT_NAMES:
-        w, h = COMPONENTS[n].crop_size(s)
-        feats["f_" + n] = torch.randn(batch, c, h // 4, w // 4, generator=g)
+    feats = {"f_" + n: torch.randn(batch, *framework.feature_shape(n), generator=g) for n in COMPONENT_NAMES}
     labels = torch.randint(0, 19, (batch, s, s), generator=g)
     onehot = torch.nn.functional.one_hot(labels, 19).permute(0, 3, 1, 2).float()
     centres = torch.tensor([[[0.375 * s, 0.45 * s], [0.625 * s, 0.45 * s], [0.5 * s, 0.72 * s]]]).repeat(batch, 1, 1)
@@ -77,7 +74,7 @@ def example_inputs(config, batch: int = 2) -> dict[str, dict[str, torch.Tensor]]
     return {
         "encoders": crops,
         "generator": {**feats, "mask_onehot": onehot, "centres": centres},
-        "fuser": {"foreground": torch.rand(batch, 3, s, s, generator=g) * 2 - 1,
+        "fuser": {"foreground": torch.rand(batch, framework.foreground_channels, s, s, generator=g) * 2 - 1,
                   "target_image": torch.rand(batch, 3, s, s, generator=g) * 2 - 1,
                   "removed": (torch.rand(batch, 1, s, s, generator=g) > 0.5).float()},
         "parser": {"image": torch.rand(batch, 3, s, s, generator=g) * 2 - 1},
@@ -143,7 +140,10 @@ def export_onnx(weights: str | Path, out: str | Path, *, parser_weights: str | P
     out.mkdir(parents=True, exist_ok=True)
     framework = load_generator(weights, "cpu")
     cfg = framework.config
-    examples = example_inputs(cfg)
+    if cfg.embedding != "local":
+        raise UsageError(f"{weights}: an `embedding={cfg.embedding}` ablation model is for training and measuring "
+                         "in torch; the graphs take the five components")
+    examples = example_inputs(framework)
     graphs = {"encoders": EncodersGraph(framework), "generator": GeneratorGraph(framework), "fuser": FuserGraph(framework)}
     parser_size = None
     if parser_weights:
@@ -160,7 +160,7 @@ def export_onnx(weights: str | Path, out: str | Path, *, parser_weights: str | P
         for name, module in graphs.items():
             export_graph(module, examples[name], OUTPUTS[name], first[name], opset, precision == "fp16")
         if precision == "int8":
-            calibration = _quantize(first, files, cfg.resolution, parser_size, calibrate, calibrate_count,
+            calibration = _quantize(first, files, framework, parser_size, calibrate, calibrate_count,
                                     keep_full_resolution)
     manifest = {
         "format": "mgpe-onnx-1", "opset": opset, "precision": precision,
@@ -213,16 +213,18 @@ def measure_export(weights: str | Path, manifest: str | Path, *, parser_weights:
     return measure_int8(weights, manifest, images, masks, parser_weights), described
 
 
-def _quantize(fp32: dict[str, Path], files: dict[str, Path], size: int, parser_size: int | None, spec: str,
+def _quantize(fp32: dict[str, Path], files: dict[str, Path], framework, parser_size: int | None, spec: str,
               count: int, keep_full_resolution: bool):
     from .quantize import CALIBRATION_CHUNK, Calibration, edit_batches, parser_inputs, quantize_graphs
 
+    size = framework.config.resolution
     images, masks, described = calibration_faces(spec, count, size)
     parser_images = None
     if parser_size:
         x = parser_inputs(images, parser_size)
         parser_images = [x[i:i + CALIBRATION_CHUNK] for i in range(0, len(x), CALIBRATION_CHUNK)]
-    kept = quantize_graphs(fp32, files, edit_batches(images, masks, size), parser_images, keep_full_resolution)
+    kept = quantize_graphs(fp32, files, edit_batches(images, masks, size, spec=input_spec(framework.config)),
+                           parser_images, keep_full_resolution)
     return Calibration(spec, described, len(images), fp32_convs=kept)
 
 
@@ -238,7 +240,7 @@ def parity(weights: str | Path, manifest: str | Path, *, parser_weights: str | P
     framework = load_generator(weights, "cpu")
     modules = {"encoders": EncodersGraph(framework), "generator": GeneratorGraph(framework),
                "fuser": FuserGraph(framework)}
-    examples = example_inputs(framework.config, batch)
+    examples = example_inputs(framework, batch)
     if parser_weights and "parser" in man["graphs"]:
         modules["parser"] = load_unet(parser_weights, "cpu")[0]
         size = man["parser_resolution"]

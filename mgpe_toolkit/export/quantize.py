@@ -47,13 +47,13 @@ class EditBatch:
 
 
 def edit_batches(images: list[np.ndarray], masks: list[np.ndarray], size: int,
-                 chunk: int = CALIBRATION_CHUNK) -> list[EditBatch]:
+                 chunk: int = CALIBRATION_CHUNK, spec: dict | None = None) -> list[EditBatch]:
     """Reconstructions and swaps: in each chunk, every other face is painted with its neighbour's features
     (what `swap+` does), so the ranges cover both."""
     out = []
     for start in range(0, len(images), chunk):
         imgs, ms = images[start:start + chunk], masks[start:start + chunk]
-        crops, onehot, centres, removed, target = edit_inputs(imgs, ms, ms, size)
+        crops, onehot, centres, removed, target = edit_inputs(imgs, ms, ms, size, **(spec or {}))
         donor = [i if i % 2 == 0 else (i + 1) % len(imgs) for i in range(len(imgs))]
         out.append(EditBatch(crops, onehot, centres, removed, target, donor))
     return out
@@ -157,7 +157,7 @@ def measure_int8(weights: str | Path, manifest: str | Path, images: list[np.ndar
 
     onnx, ref = OnnxRunner(manifest, "CPUExecutionProvider"), TorchRunner(weights, "cpu")
     got, want, recon, targets = [], [], [], []
-    for b in edit_batches(images, masks, onnx.resolution):
+    for b in edit_batches(images, masks, onnx.resolution, spec=onnx.spec):
         for runner, sink in ((onnx, got), (ref, want)):
             feats = {n: f[b.donor] for n, f in runner.encode(b.crops).items()}
             sink.append(runner.render(feats, b.onehot, b.centres, b.target, b.removed))

@@ -63,6 +63,10 @@ class OnnxRunner:
         if self.manifest.get("format") != "mgpe-onnx-1":
             raise InputError(path, "not an mgpe ONNX manifest")
         self.resolution = int(self.manifest["resolution"])
+        from ..nets.config import GANConfig
+        from ..nets.framework import input_spec
+
+        self.spec = input_spec(GANConfig.from_dict(self.manifest.get("config") or {"resolution": self.resolution}))
         self.fp16 = self.manifest["precision"] == "fp16"
         self.providers = pick_providers(providers)
         opts = ort.SessionOptions()
@@ -121,6 +125,9 @@ class TorchRunner:
         self.device = pick_device(device)
         self.net = load_generator(weights, str(self.device))
         self.resolution = self.net.config.resolution
+        from ..nets.framework import input_spec
+
+        self.spec = input_spec(self.net.config)
 
     def encode(self, crops: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch

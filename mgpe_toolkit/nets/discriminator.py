@@ -9,16 +9,22 @@ from .generator import NUM_CLASSES
 
 
 class PatchDiscriminator(nn.Module):
-    def __init__(self, width: int, layers: int):
+    """4×4 convs: stride 2 for all but the last two, widths doubling to at most 8 × width, then logits. With
+    layers 4 and padding 2 it is the authors' (receptive field 70); the lean presets use padding 1."""
+
+    def __init__(self, width: int, layers: int, norm: str = "instance", padding: int = 1):
         super().__init__()
-        blocks: list[nn.Module] = [nn.Sequential(nn.Conv2d(3 + NUM_CLASSES, width, 4, 2, 1), nn.LeakyReLU(0.2, True))]
+        from .blocks import norm_layer
+
+        blocks: list[nn.Module] = [nn.Sequential(nn.Conv2d(3 + NUM_CLASSES, width, 4, 2, padding),
+                                                 nn.LeakyReLU(0.2, True))]
         ch = width
         for i in range(1, layers):
-            nxt = min(ch * 2, 512)
-            blocks.append(nn.Sequential(nn.Conv2d(ch, nxt, 4, 2 if i < layers - 1 else 1, 1),
-                                        nn.InstanceNorm2d(nxt, affine=True), nn.LeakyReLU(0.2, True)))
+            nxt = min(ch * 2, 8 * width)
+            blocks.append(nn.Sequential(nn.Conv2d(ch, nxt, 4, 2 if i < layers - 1 else 1, padding),
+                                        norm_layer(norm, nxt), nn.LeakyReLU(0.2, True)))
             ch = nxt
-        blocks.append(nn.Conv2d(ch, 1, 4, 1, 1))  # logits per patch
+        blocks.append(nn.Conv2d(ch, 1, 4, 1, padding))  # logits per patch
         self.blocks = nn.ModuleList(blocks)
 
     def forward(self, image: torch.Tensor, onehot: torch.Tensor) -> list[torch.Tensor]:
@@ -33,9 +39,9 @@ class PatchDiscriminator(nn.Module):
 class MultiScaleDiscriminator(nn.Module):
     """D_1 on the image, D_2 on a 2× average-pooled copy (identical structure)."""
 
-    def __init__(self, width: int, layers: int, scales: int = 2):
+    def __init__(self, width: int, layers: int, scales: int = 2, norm: str = "instance", padding: int = 1):
         super().__init__()
-        self.scales = nn.ModuleList(PatchDiscriminator(width, layers) for _ in range(scales))
+        self.scales = nn.ModuleList(PatchDiscriminator(width, layers, norm, padding) for _ in range(scales))
 
     def forward(self, image: torch.Tensor, onehot: torch.Tensor) -> list[list[torch.Tensor]]:
         out = []

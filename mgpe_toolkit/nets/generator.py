@@ -44,12 +44,17 @@ def crop_offsets(centres: torch.Tensor, crop_wh: tuple[int, int], resolution: in
 
 
 def place(feature: torch.Tensor, centres: torch.Tensor, crop_wh: tuple[int, int], resolution: int) -> torch.Tensor:
-    """Copy (N, C, h, w) component features into zero (N, C, G, G) grids at each sample's crop box:
-    out = Py · feature · Pxᵀ with 0/1 matrices Py (G×h), Px (G×w) built from the box offsets."""
-    n, c, fh, fw = feature.shape
-    grid = resolution // FEATURE_STRIDE
+    """Copy (N, C, h, w) component features into zero (N, C, G, G) grids at each sample's crop box."""
     centres = centres.float()  # index maths in fp32 (also when the features are fp16)
     offsets = torch.floor(crop_offsets(centres, crop_wh, resolution) / FEATURE_STRIDE)  # (N, 2) on the grid
+    return place_at(feature, offsets, resolution // FEATURE_STRIDE)
+
+
+def place_at(feature: torch.Tensor, offsets: torch.Tensor, grid: int) -> torch.Tensor:
+    """(N, C, h, w) features into zero (N, C, grid, grid) maps with their top-left at (N, 2) integer (x0, y0):
+    out = Py · feature · Pxᵀ with 0/1 matrices Py (G×h), Px (G×w), so it exports to ONNX."""
+    n, c, fh, fw = feature.shape
+    offsets = offsets.float()
     rows = torch.arange(grid, device=feature.device, dtype=torch.float32)
     ys = offsets[:, 1:2] + torch.arange(fh, device=feature.device, dtype=torch.float32)  # (N, fh)
     xs = offsets[:, 0:1] + torch.arange(fw, device=feature.device, dtype=torch.float32)  # (N, fw)

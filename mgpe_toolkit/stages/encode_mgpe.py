@@ -19,10 +19,13 @@ class LearnedEncoder:
 
         from ..nets.framework import centres_of, component_crops
 
+        from ..nets.framework import dilate_components, input_spec
+
         res = self.net.config.resolution
-        labels = fw.mask_at(mask.labels, res)
+        spec = input_spec(self.net.config)
+        labels = dilate_components(fw.mask_at(mask.labels, res), spec["dilate"])
         x = fw.to_tensor(image, res).to(self.device)
         m = torch.from_numpy(labels)[None].to(self.device)
         with torch.no_grad():
-            codes = self.net.encode(component_crops(x, m, centres_of(labels[None])))
+            codes = self.net.encode(component_crops(x, m, centres_of(labels[None]), masked_mouth=spec["masked_mouth"]))
         return ComponentCodes(codes={n: mu for n, (mu, _) in codes.items()}, mask=mask, encoder=self.name)

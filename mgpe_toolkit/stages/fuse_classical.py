@@ -38,6 +38,11 @@ class ClassicalFuser:
              background_mask: FaceMask | None = None) -> np.ndarray:
         import cv2
 
+        from ..errors import UsageError
+
+        if foreground.dtype != np.uint8 or foreground.ndim != 3 or foreground.shape[2] != 3:
+            raise UsageError("the foreground is a feature map (the `paper` generator's), not an image: fuse it with "
+                             "`--fuser mgpe`")
         labels = target.labels
         fg_region = np.isin(labels, FOREGROUND)
         base = background.copy()

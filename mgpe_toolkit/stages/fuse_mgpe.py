@@ -22,7 +22,11 @@ class LearnedFuser:
 
         res = self.net.config.resolution
         m = torch.from_numpy(fw.mask_at(target.labels, res))[None].to(self.device)
+        if foreground.dtype == np.uint8:
+            fg = fw.to_tensor(foreground, res)
+        else:  # the paper arch's generator gives a feature map (S, S, C), not an image
+            fg = torch.from_numpy(np.ascontiguousarray(foreground)).permute(2, 0, 1)[None]
         with torch.no_grad():
-            out = self.net.fuse(fw.to_tensor(foreground, res).to(self.device),
+            out = self.net.fuse(fg.to(self.device),
                                 fw.to_tensor(background, res).to(self.device), foreground_region(m))
         return fw.to_image(out, target.labels.shape[0])

@@ -19,10 +19,14 @@ class LearnedGenerator:
 
         from ..nets.framework import centres_of, onehot
 
+        from ..nets.framework import dilate_components
+
         res = self.net.config.resolution
-        labels = fw.mask_at(target.labels, res)
+        labels = dilate_components(fw.mask_at(target.labels, res), self.net.config.dilate)
         m = torch.from_numpy(labels)[None].to(self.device)
         centres = torch.from_numpy(centres_of(labels[None])).to(self.device)
         with torch.no_grad():
             fg = self.net.generate(codes.codes, onehot(m), centres)
+        if self.net.foreground_channels != 3:  # the paper arch: a feature map for its own fuser, (S, S, C) float32
+            return fg[0].float().permute(1, 2, 0).cpu().numpy()
         return fw.to_image(fg, target.labels.shape[0])

@@ -49,12 +49,19 @@ class StepData:
 
 class GANBatches(BatchMaker):
     """The samples of a training step, a function of the step alone: even steps paired (x_s = x_t), odd steps
-    a different target face."""
+    a different target face; with `paired_only` (schedule both) every step is paired and the unpaired branch
+    permutes features within the batch. Masks are dilated by `dilate` (eyes and mouth)."""
+
+    paired_only = False
+    dilate = 1.0
+    flip = True
 
     def __call__(self, step: int) -> tuple[StepData, list[str]]:
-        from ..nets.framework import centres_of
+        import torch
 
-        paired = step % 2 == 0
+        from ..nets.framework import centres_of, dilate_components
+
+        paired = step % 2 == 0 or self.paired_only
         rng = step_rng(self.seed, step)
         n = len(self.source.dataset)
         src_idx = rng.integers(0, n, self.batch)
@@ -62,11 +69,16 @@ class GANBatches(BatchMaker):
             tgt_idx = src_idx
         else:  # a different face: shift by 1..n-1
             tgt_idx = (src_idx + rng.integers(1, n, self.batch)) % n
-        flips = (rng.random(self.batch) < 0.5).tolist()
-        xs, ms = stack_samples([self.source.get(int(i)) for i in src_idx], flips)
+        flips = ((rng.random(self.batch) < 0.5) & self.flip).tolist()
+
+        def stack(idx, flips):
+            x, m = stack_samples([self.source.get(int(i)) for i in idx], flips)
+            return x, torch.from_numpy(dilate_components(m.numpy(), self.dilate))
+
+        xs, ms = stack(src_idx, flips)
         data = StepData(xs, ms, centres_of(ms.numpy()))
         if not paired:
-            xt, mt = stack_samples([self.source.get(int(i)) for i in tgt_idx], flips[::-1])
+            xt, mt = stack(tgt_idx, flips[::-1])
             data.target, data.target_masks, data.target_centres = xt, mt, centres_of(mt.numpy())
         return data, self.take_messages()
 
@@ -84,14 +96,33 @@ class GANTrainer:
         self.config, self.out = config, Path(out)
         self.device = pick_device(device)
         self.batches = GANBatches(dataset, config.resolution, config.batch, config.seed)
+        self.batches.paired_only = config.schedule == "both"
+        self.batches.dilate = config.dilate
+        self.batches.flip = config.losses != "paper"  # the authors' code does not mirror
+        self.steps_per_epoch = max(1, len(dataset) // config.batch)
         self.warnings = Warnings(warn)
         torch.manual_seed(config.seed)
         self.G = MaskGuidedFramework(config).to(self.device)
-        self.D = MultiScaleDiscriminator(config.disc_channels, config.disc_layers).to(self.device)
+        make_d = lambda: MultiScaleDiscriminator(config.disc_channels, config.disc_layers,  # noqa: E731
+                                                 norm=config.disc_norm, padding=config.disc_padding)
+        # D judges paired results; D2 (two_discriminators) the unpaired ones, else D judges both.
+        self.D = make_d()
+        self.D2 = make_d() if config.two_discriminators else None
+        if config.init == "normal":
+            from ..nets.paper import init_normal
+
+            for d in (self.D, self.D2):
+                if d is not None:
+                    init_normal(d)
+        self.D = self.D.to(self.device)
+        self.D2 = self.D2.to(self.device) if self.D2 is not None else None
         betas = (config.beta1, config.beta2)
         fused = self.device.type == "cuda"  # one kernel per optimiser step instead of several per tensor
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=betas, fused=fused)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr, betas=betas, fused=fused)
+        d_params = [*self.D.parameters(), *(self.D2.parameters() if self.D2 is not None else [])]
+        self.opt_d = torch.optim.Adam(d_params, lr=config.lr, betas=betas, fused=fused)
+        self.vgg = None
+        self.vgg_info: dict = {}
         self.parser = None
         self.parser_info: dict = {}
         if config.lambda_gp > 0:
@@ -109,21 +140,35 @@ class GANTrainer:
         if cuda if channels_last is None else channels_last:
             self.G = self.G.to(memory_format=torch.channels_last)
             self.D = self.D.to(memory_format=torch.channels_last)
+            if self.D2 is not None:
+                self.D2 = self.D2.to(memory_format=torch.channels_last)
         if cuda:
             torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution once
         if compile:  # in place (state_dict keys unchanged), each network the training step calls
-            for module in (*self.G.encoders.values(), *self.G.decoders.values(), self.G.mask_encoder,
-                           self.G.generator, self.G.bg_encoder, self.G.fuser, self.D):
-                module.compile(dynamic=False)
+            for module in self.G.children():
+                for m in (module.values() if isinstance(module, torch.nn.ModuleDict) else [module]):
+                    m.compile(dynamic=False)
+            for d in (self.D, self.D2):
+                if d is not None:
+                    d.compile(dynamic=False)
         self.step = 0
 
     # -- data ---------------------------------------------------------------------------------------------
+    def crops(self, images, masks, centres):
+        """The encoders' inputs as this config takes them (masked mouth for the paper arch, the whole face for
+        the embedding=global ablation)."""
+        from ..nets.framework import component_crops
+
+        cfg = self.config
+        return component_crops(images, masks, centres, masked_mouth=cfg.arch == "paper",
+                               face=cfg.embedding == "global")
+
     def receive(self, item: tuple[StepData, list[str]]) -> Batch:
         """The training tensors, on the training device, of an item from `batches` (or the prefetching
         loader); reports its warnings."""
         import torch
 
-        from ..nets.framework import component_crops, foreground_region, onehot
+        from ..nets.framework import foreground_region, onehot
 
         data, messages = item
         self.warnings(messages)
@@ -132,79 +177,201 @@ class GANTrainer:
         if data.target is not None:
             xt, mt = to_training(data.target, data.target_masks, self.device)
             centres = data.target_centres
-        return Batch(source_crops=component_crops(xs, ms, data.source_centres), source_masks=ms, source_image=xs,
+        return Batch(source_crops=self.crops(xs, ms, data.source_centres), source_masks=ms, source_image=xs,
                      target_image=xt, target_masks=mt, target_onehot=onehot(mt),
                      target_centres=torch.from_numpy(centres).to(self.device), removed=foreground_region(mt))
 
     # -- one step -----------------------------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        """Constant for lr_constant, then linear decay to 0 over lr_decay (steps or epochs; decay 0: constant)."""
+        cfg = self.config
+        unit = self.steps_per_epoch if cfg.lr_unit == "epochs" else 1
+        if cfg.lr_decay <= 0:
+            return cfg.lr
+        done = (step - cfg.lr_constant * unit) / (cfg.lr_decay * unit)
+        return cfg.lr * float(min(1.0, max(0.0, 1.0 - done)))
+
     def train_step(self, item: tuple[StepData, list[str]] | None = None) -> dict[str, float]:
-        """One (1+1) step on `item` (from `self.batches(self.step)`, built here when None)."""
+        """One (1+1) step on `item` (from `self.batches(self.step)`, built here when None): schedule alternate
+        runs the paired branch on even steps and the unpaired one on odd steps; schedule both runs both, the
+        unpaired with the component features permuted across the batch."""
         import torch
-        import torch.nn.functional as F
 
         from ..nets.local import ComponentEncoder, kl_divergence
 
         cfg = self.config
-        paired = self.step % 2 == 0
+        for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
+            group["lr"] = self.lr_at(self.step)
         b = self.receive(item if item is not None else self.batches(self.step))
         gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 1_000_003 + self.step)
         self.G.train()
         self.D.train()
+        if self.D2 is not None:
+            self.D2.train()
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else _null()
         with autocast:
             codes = self.G.encode(b.source_crops)
             feats = {n: ComponentEncoder.sample(mu, lv, gen) for n, (mu, lv) in codes.items()}
-            local = sum(0.5 * F.mse_loss(self.G.decoders[n](f), b.source_crops[n]) for n, f in feats.items())
-            fg = self.G.generate(feats, b.target_onehot, b.target_centres)
-            fake = self.G.fuse(fg, b.target_image, b.removed)
+            local = self._local(feats, b)
+            if cfg.schedule == "both":
+                swapped = {n: torch.roll(f, 1, 0) for n, f in feats.items()}  # another face's components
+                branches = {"paired": feats, "unpaired": swapped}
+            else:
+                branches = {"paired" if self.step % 2 == 0 else "unpaired": feats}
+            fakes = {k: self.G.fuse(self.G.generate(f, b.target_onehot, b.target_centres), b.target_image, b.removed)
+                     for k, f in branches.items()}
 
-        # Discriminators (Eq. 3): real target with its mask vs the result on the target mask.
+        # Discriminators (Eq. 3): the real target with its mask against each branch's result.
+        d_scale = 0.5 if cfg.losses == "paper" else 1.0
         with autocast:
-            d_real = self.D(b.target_image, b.target_onehot)
-            d_fake = self.D(fake.detach(), b.target_onehot)
-            loss_d = sum(F.binary_cross_entropy_with_logits(r[-1], torch.ones_like(r[-1])) +
-                         F.binary_cross_entropy_with_logits(f[-1], torch.zeros_like(f[-1]))
-                         for r, f in zip(d_real, d_fake))
+            loss_d = 0
+            for k, fake in fakes.items():
+                d = self._disc(k)
+                loss_d = loss_d + d_scale * (self._bce(d(b.target_image, b.target_onehot), True)
+                                             + self._bce(d(fake.detach(), b.target_onehot), False))
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.float().backward()
         self.opt_d.step()
 
-        # Generator (Eq. 9).
+        # Generator (Eq. 9); feature matching compares with real features from D as it is now (after its step).
         with autocast:
-            d_fake = self.D(fake, b.target_onehot)
-            sigmoid = sum(F.binary_cross_entropy_with_logits(f[-1], torch.ones_like(f[-1])) for f in d_fake)
-            zero = fake.new_zeros(())
-            fm = zero
-            glob = zero
-            if paired:
-                glob = 0.5 * F.mse_loss(fake, b.source_image)
-                layers = slice(None) if cfg.fm_all_layers else slice(-1, None)
-                fm = sum(0.5 * F.mse_loss(f, r.detach()) for fs, rs in zip(d_fake, d_real)
-                         for f, r in zip(fs[layers], rs[layers]))
-            gp = zero
-            if self.parser is not None:
-                x = fake
-                if self.parser_size != cfg.resolution:
-                    x = F.interpolate(fake, size=(self.parser_size,) * 2, mode="bilinear", align_corners=False)
-                logits = self.parser(x)
-                if self.parser_size != cfg.resolution:
-                    logits = F.interpolate(logits, size=(cfg.resolution,) * 2, mode="bilinear", align_corners=False)
-                gp = F.cross_entropy(logits.float(), b.target_masks.long())
+            zero = local.new_zeros(())
+            sigmoid = fm = glob = vgg = gp = zero
+            for k, fake in fakes.items():
+                d = self._disc(k)
+                d_fake = d(fake, b.target_onehot)
+                sigmoid = sigmoid + self._bce(d_fake, True)
+                if k == "paired":
+                    with torch.no_grad():
+                        d_real = d(b.target_image, b.target_onehot)
+                    fm = self._feature_matching(d_fake, d_real)
+                    glob = self._global(fake, b)
+                    if self.vgg is not None and cfg.lambda_vgg > 0:
+                        vgg = self._perceptual(fake, b)
+                if self.parser is not None and (k == "unpaired" or cfg.losses == "lean"):
+                    gp = gp + self._parsing(fake, b.target_masks)
             kl = zero
-            if cfg.vae:
+            if cfg.vae and cfg.lambda_kl > 0:
                 kl = sum(kl_divergence(mu, lv) for mu, lv in codes.values() if lv is not None)
-            total = (cfg.lambda_local * local + cfg.lambda_global * glob + cfg.lambda_gd * (sigmoid + cfg.lambda_fm * fm)
-                     + cfg.lambda_gp * gp + cfg.lambda_kl * kl)
+            total = (cfg.lambda_local * local + cfg.lambda_global * glob + cfg.lambda_vgg * vgg + cfg.lambda_gd * sigmoid
+                     + cfg.lambda_fm * fm + cfg.lambda_gp * gp + cfg.lambda_kl * kl)
         self.opt_g.zero_grad(set_to_none=True)
         total.float().backward()
         self.opt_g.step()
         self.step += 1
-        self.last = (b, fake.detach())
+        self.last = (b, fakes.get("unpaired", fakes.get("paired")).detach())
         values = dict(local=local, sigmoid=sigmoid, fm=fm, gp=gp, kl=kl, total=total, d=loss_d)
-        if paired:
+        if "paired" in fakes:
             values["global"] = glob
+            if self.vgg is not None and cfg.lambda_vgg > 0:
+                values["vgg"] = vgg
         # One host-device synchronisation per step, not one per loss.
         return dict(zip(values, torch.stack([v.detach().float() for v in values.values()]).tolist()))
+
+    def _disc(self, branch: str):
+        return self.D2 if branch == "unpaired" and self.D2 is not None else self.D
+
+    @staticmethod
+    def _bce(outputs, real: bool):
+        """BCE with logits on every scale's patch logits, summed over scales."""
+        import torch.nn.functional as F
+
+        return sum(F.binary_cross_entropy_with_logits(o[-1], (o[-1].new_ones if real else o[-1].new_zeros)(o[-1].shape))
+                   for o in outputs)
+
+    def _local(self, feats: dict, b: Batch):
+        """L_local (Eq. 1): each component's reconstruction by its image decoder. lean: ½·MSE; paper: MSE, with
+        skin, hair and mouth masked by the component first (the weight, 5000, is lambda_local)."""
+        import torch.nn.functional as F
+
+        from ..nets.framework import component_region
+
+        if self.config.losses == "lean":
+            return sum(0.5 * F.mse_loss(self.G.decoders[n](f), b.source_crops[n]) for n, f in feats.items())
+        total = 0
+        for n, f in feats.items():
+            out, crop = self.G.decoders[n](f), b.source_crops[n]
+            if n in ("skin", "hair", "face"):
+                region = (crop != 0).any(1, keepdim=True).float() if n == "face" else component_region(b.source_masks, n)
+                out = out * region
+            elif n == "mouth":
+                out = out * (crop != 0).any(1, keepdim=True).float()  # the crop was masked to the mouth's labels
+            total = total + F.mse_loss(out, crop)
+        return total
+
+    def _global(self, fake, b: Batch):
+        """L_global (Eq. 2), paired. lean: ½·MSE; paper: MSE of the image plus MSE inside each component (eyes and
+        mouth with the image's weight, skin and hair half of it) (the weight, 40, is lambda_global)."""
+        import torch.nn.functional as F
+
+        from ..nets.framework import COMPONENT_NAMES, component_region
+
+        if self.config.losses == "lean":
+            return 0.5 * F.mse_loss(fake, b.source_image)
+        out = F.mse_loss(fake, b.source_image)
+        for n in COMPONENT_NAMES:
+            r = component_region(b.target_masks, n)
+            out = out + (0.5 if n in ("skin", "hair") else 1.0) * F.mse_loss(fake * r, b.source_image * r)
+        return out
+
+    def _feature_matching(self, d_fake, d_real):
+        """L_FM (Eq. 5): lean: ½·MSE on the last layer (or all with fm_all_layers); paper: L1 on the
+        penultimate (512-channel) features, per scale."""
+        import torch.nn.functional as F
+
+        if self.config.losses == "paper":
+            return sum(F.l1_loss(f[-2], r[-2]) for f, r in zip(d_fake, d_real))
+        layers = slice(None) if self.config.fm_all_layers else slice(-1, None)
+        return sum(0.5 * F.mse_loss(f, r) for fs, rs in zip(d_fake, d_real) for f, r in zip(fs[layers], rs[layers]))
+
+    def _parsing(self, fake, masks):
+        """L_GP (Eq. 8): the frozen parser's cross-entropy against the target mask; paper: class-weighted."""
+        import torch.nn.functional as F
+
+        size = self.config.resolution
+        x = fake if self.parser_size == size else F.interpolate(fake, size=(self.parser_size,) * 2, mode="bilinear",
+                                                                align_corners=False)
+        logits = self.parser(x)
+        if self.parser_size != size:
+            logits = F.interpolate(logits, size=(size,) * 2, mode="bilinear", align_corners=False)
+        weight = None
+        if self.config.losses == "paper":
+            weight = _parsing_weights().to(logits.device)
+        return F.cross_entropy(logits.float(), masks.long(), weight=weight)
+
+    def _perceptual(self, fake, b: Batch):
+        """The authors' VGG19 term: L1 of relu1_1..relu5_1 (weights 1/4, 1/4, 1/4, 1/8, 1/8) per component
+        masked (eyes 10, mouth 10, skin 5, hair 5); the weight, 30, is lambda_vgg."""
+        import torch.nn.functional as F
+
+        from ..nets.framework import COMPONENT_NAMES, component_region
+        from ..nets.vgg import LAYER_WEIGHTS, to_vgg_input
+
+        total = 0
+        for n in COMPONENT_NAMES:
+            r = component_region(b.target_masks, n)
+            f_fake = self.vgg(to_vgg_input(fake * r))
+            with torch_no_grad():
+                f_real = self.vgg(to_vgg_input(b.source_image * r))
+            w = 5.0 if n in ("skin", "hair") else 10.0
+            total = total + w * sum(lw * F.l1_loss(a, c) for lw, a, c in zip(LAYER_WEIGHTS, f_fake, f_real))
+        return total
+
+    def use_perceptual(self, path: str | Path | None) -> str:
+        """Load VGG19 weights for the perceptual loss from `path` or torch's hub cache; never downloads. Returns
+        what happened, for the run's card and the user."""
+        from ..nets.vgg import find_vgg19, load_vgg19
+
+        if self.config.lambda_vgg <= 0:
+            return "off (lambda_vgg 0)"
+        found = Path(path) if path else find_vgg19()
+        if found is None:
+            self.vgg_info = {"perceptual": "off: no VGG19 weights here (--perceptual-weights FILE, or torchvision's "
+                                           "vgg19-dcbb9e9d.pth in the torch hub cache); trained without it"}
+            return self.vgg_info["perceptual"]
+        self.vgg = load_vgg19(found).to(self.device)
+        self.vgg_info = {"perceptual": f"VGG19 from {found}", "perceptual_sha256_16": file_digest(found)}
+        return self.vgg_info["perceptual"]
 
     # -- measurement --------------------------------------------------------------------------------------
     def evaluate(self, dataset: Dataset, limit: int = 16) -> dict[str, float]:
@@ -213,7 +380,7 @@ class GANTrainer:
         import torch
         import torch.nn.functional as F
 
-        from ..nets.framework import centres_of, component_crops, foreground_region, onehot
+        from ..nets.framework import centres_of, dilate_components, foreground_region, onehot
 
         source = SampleSource(dataset, self.config.resolution)
         self.G.eval()
@@ -222,8 +389,9 @@ class GANTrainer:
         with torch.no_grad():
             for i in range(k):
                 x, m = batch_tensors([source.get(i)], [False])
+                m = torch.from_numpy(dilate_components(m.numpy(), self.config.dilate))
                 x, m = x.to(self.device), m.to(self.device)
-                crops = component_crops(x, m, centres_of(m.cpu().numpy()))
+                crops = self.crops(x, m, centres_of(m.cpu().numpy()))
                 codes = self.G.encode(crops)
                 local += float(sum(0.5 * F.mse_loss(self.G.decoders[n](mu), crops[n]) for n, (mu, _) in codes.items()))
                 fake, _ = self.G(crops, onehot(m), torch.from_numpy(centres_of(m.cpu().numpy())).to(self.device), x,
@@ -245,11 +413,14 @@ class GANTrainer:
         from .checkpoint import run_state, save_checkpoint
 
         self.out.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(self.out / CHECKPOINT, step=self.step, models={"G": self.G, "D": self.D},
+        save_checkpoint(self.out / CHECKPOINT, step=self.step, models=self._models(),
                         optimizers={"G": self.opt_g, "D": self.opt_d}, config=self.config.to_dict(),
                         extra={**self.parser_info, "data": data_description})
         return export_generator(self.G, self.out / WEIGHTS, step=self.step, data=data_description,
-                                extra={**self.parser_info, **run_state(self.step, target)})
+                                extra={**self.parser_info, **self.vgg_info, **run_state(self.step, target)})
+
+    def _models(self) -> dict:
+        return {"G": self.G, "D": self.D, **({"D2": self.D2} if self.D2 is not None else {})}
 
     def resume(self, data_description: str | None = None) -> bool:
         from .checkpoint import load_into, same_run
@@ -257,7 +428,7 @@ class GANTrainer:
         path = self.out / CHECKPOINT
         if not path.is_file():
             return False
-        meta = load_into(path, {"G": self.G, "D": self.D}, {"G": self.opt_g, "D": self.opt_d},
+        meta = load_into(path, self._models(), {"G": self.opt_g, "D": self.opt_d},
                          check=lambda m: same_run(path, m, self.config.to_dict(), data_description))
         self.step = meta["step"]
         return True
@@ -276,6 +447,25 @@ class GANTrainer:
             res = (fake[i].float().cpu().clamp(-1, 1) + 1) / 2
             rows.append(torch.cat([src, mask, res], 2))
         return torch.cat(rows, 1)
+
+
+def _parsing_weights():
+    """The authors' class weights of the parsing loss (Helen order: background 0.2, skin 1, brows and eyes 5,
+    nose 3, lips and inner mouth 8, hair 1) on our 19 labels; a label Helen lacks takes its Helen stand-in's."""
+    import torch
+
+    from ..labels import HELEN_FALLBACK, HELEN_LABELS, HELEN_TO_CANONICAL, LABELS
+
+    helen = dict(zip(HELEN_LABELS, (0.2, 1, 5, 5, 5, 5, 3, 8, 8, 8, 1)))
+    by_name = {c: helen[HELEN_LABELS[i]] for i, c in enumerate(HELEN_TO_CANONICAL)}
+    by_name.update({c: helen[HELEN_LABELS[HELEN_TO_CANONICAL.index(h)]] for c, h in HELEN_FALLBACK.items()})
+    return torch.tensor([by_name.get(n, 1.0) for n in LABELS], dtype=torch.float32)
+
+
+def torch_no_grad():
+    import torch
+
+    return torch.no_grad()
 
 
 class _null:
