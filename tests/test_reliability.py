@@ -73,16 +73,16 @@ def many_photos(tmp_path, astronaut):
     return raw
 
 
-def _start_batch(raw: Path, out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mgpe_toolkit", "batch", str(raw), str(out), "-m", "hair=skin",
+def _batch_at_work(raw: Path, out: Path, n: int, timeout: float = 240) -> tuple[subprocess.Popen, set[int]]:
+    """A `mgpe batch` with two workers, once it has written n outputs; and its worker processes."""
+    proc = subprocess.Popen([sys.executable, "-m", "mgpe_toolkit", "batch", str(raw), str(out), "-m", "hair=skin",
                              "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for_outputs(out: Path, n: int, proc: subprocess.Popen, timeout: float = 240) -> None:
     end = time.time() + timeout
     while time.time() < end and proc.poll() is None:
         if out.is_dir() and len(list(out.glob("[!.]*.png"))) >= n:
-            return
+            kids = _children(proc.pid)
+            assert kids, "the batch should run worker processes"
+            return proc, kids
         time.sleep(0.1)
     pytest.fail(f"batch wrote fewer than {n} outputs (exit {proc.poll()})")
 
@@ -90,10 +90,7 @@ def _wait_for_outputs(out: Path, n: int, proc: subprocess.Popen, timeout: float 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_kill_9_leaves_no_workers_and_a_rerun_clears_its_temp_files(many_photos, tmp_path):
     out = tmp_path / "out"
-    proc = _start_batch(many_photos, out)
-    _wait_for_outputs(out, 2, proc)
-    kids = _children(proc.pid)
-    assert kids, "the batch should run worker processes"
+    proc, kids = _batch_at_work(many_photos, out, 2)
     proc.kill()
     proc.wait()
     assert not _outlive(kids), "workers outlived their killed main process"
@@ -122,9 +119,7 @@ def test_kill_9_leaves_no_workers_and_a_rerun_clears_its_temp_files(many_photos,
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_sigterm_stops_like_ctrl_c(many_photos, tmp_path):
     out = tmp_path / "out"
-    proc = _start_batch(many_photos, out)
-    _wait_for_outputs(out, 1, proc)
-    kids = _children(proc.pid)
+    proc, kids = _batch_at_work(many_photos, out, 1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM

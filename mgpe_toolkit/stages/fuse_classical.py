@@ -26,6 +26,47 @@ def feathered(region: np.ndarray, radius: float) -> np.ndarray:
     return np.clip(dist / radius, 0, 1).astype(np.float32)
 
 
+SKIN = list(COMPONENTS["skin"].indices)
+
+
+def _smooth(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """Normalised convolution: a blur of `values` that counts only where `weight` is 1, spread everywhere."""
+    import cv2
+
+    num = cv2.GaussianBlur(values * weight, (0, 0), sigma)
+    den = cv2.GaussianBlur(weight, (0, 0), sigma)
+    return num / np.maximum(den, 1e-3)
+
+
+def harmonise(foreground: np.ndarray, photo: np.ndarray, target: np.ndarray, photo_labels: np.ndarray,
+              region: np.ndarray) -> np.ndarray:
+    """The generated face and hair lit and the face white-balanced like the photo's own face: in Lab, lightness
+    takes the ratio of the photo's low-frequency skin shading to the foreground's (a shading field, so light
+    from one side stays on that side), and the face's a, b the shift between the mean skin colours. Pixels the
+    foreground keeps from the photo (an edit of its own face) do not change."""
+    import cv2
+
+    fg_skin = np.isin(target, SKIN)
+    own_skin = np.isin(photo_labels, SKIN)
+    if fg_skin.sum() < 200 or own_skin.sum() < 200:
+        return foreground
+    lab_f = cv2.cvtColor(foreground, cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab_p = cv2.cvtColor(photo, cv2.COLOR_RGB2LAB).astype(np.float32)
+    sigma = 0.12 * float(np.sqrt(fg_skin.sum()))
+    shade_f = _smooth(lab_f[..., 0], fg_skin.astype(np.float32), sigma)
+    shade_p = _smooth(lab_p[..., 0], own_skin.astype(np.float32), sigma)
+    gain = np.clip((shade_p + 1) / (shade_f + 1), 0.5, 2.0)
+    shift = lab_p[own_skin][:, 1:].mean(0) - lab_f[fg_skin][:, 1:].mean(0)
+    out = lab_f.copy()
+    out[..., 0] = lab_f[..., 0] * gain
+    face = np.isin(target, FACE)[..., None]  # hair keeps its own colour (a dark hue shifts far), only its light
+    out[..., 1:] = lab_f[..., 1:] + shift * face
+    out = cv2.cvtColor(np.clip(out + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    same = (foreground == photo).all(-1)  # pixels the edit left as they were stay exactly so
+    keep = ~region | same
+    return np.where(keep[..., None], foreground, out)
+
+
 class ClassicalFuser:
     name = "classical"
 
@@ -57,6 +98,8 @@ class ClassicalFuser:
                     base = fill_from_known(base, backdrop, grown)
                 else:
                     base = cv2.inpaint(base, grown.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+        if background_mask is not None:
+            foreground = harmonise(foreground, background, labels, background_mask.labels, fg_region)
         alpha = feathered(fg_region, self.feather)[..., None]
         out = (foreground.astype(np.float32) * alpha + base.astype(np.float32) * (1 - alpha) + 0.5).astype(np.uint8)
         if self.blend == "poisson":

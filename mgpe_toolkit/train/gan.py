@@ -16,7 +16,7 @@ from .loop import RunLog, Warnings, pick_device, step_batches, step_rng
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "mgpe-gan.safetensors"
-LOSS_NAMES = ("local", "global", "sigmoid", "fm", "gp", "kl", "total", "d")
+LOSS_NAMES = ("local", "global", "vgg", "sigmoid", "fm", "gp", "kl", "total", "d")
 
 
 @dataclass

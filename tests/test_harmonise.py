@@ -1,0 +1,35 @@
+"""Classical swaps take the target photo's light and white balance (issue 17: no pasted-in face)."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from mgpe_toolkit import Pipeline
+from mgpe_toolkit.labels import COMPONENTS
+
+
+def _skin_lab(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    skin = np.isin(labels, list(COMPONENTS["skin"].indices))
+    return cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)[skin].mean(0)
+
+
+def test_a_face_from_other_light_takes_the_targets(astronaut):
+    pipe = Pipeline()
+    target = pipe.prepare(astronaut)
+    cast = np.clip(astronaut.astype(np.float32) * [0.55, 0.6, 0.9], 0, 255).astype(np.uint8)  # dim, blue light
+    source = pipe.prepare(cast)
+    want = _skin_lab(target.image, target.mask.labels)
+    before = _skin_lab(source.image, source.mask.labels)
+    got = _skin_lab(pipe.swap(source, target).aligned, target.mask.labels)
+    assert np.abs(before - want).max() > 15  # the cast is strong
+    assert abs(got[0] - want[0]) < 6 and np.abs(got[1:] - want[1:]).max() < 4, (got, want)
+
+
+def test_a_grey_face_in_a_colour_photo_gets_its_colour(astronaut, grace_hopper):
+    pipe = Pipeline()
+    grey = np.repeat(cv2.cvtColor(grace_hopper, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    target = pipe.prepare(astronaut)
+    result = pipe.swap(pipe.prepare(grey), target).aligned
+    want = _skin_lab(target.image, target.mask.labels)
+    got = _skin_lab(result, target.mask.labels)
+    assert np.abs(got[1:] - want[1:]).max() < 4, (got, want)  # skin-coloured, not grey
