@@ -102,7 +102,9 @@ def test_swap_puts_the_sources_face_on_the_target_photo(pipe, faces):
     def similarity(x, y):
         return np.corrcoef(detail(x), detail(y))[0, 1]
 
-    assert similarity(res.aligned, a.image) > similarity(g.image, a.image) + 0.2
+    # The result's fine detail is the source's, not the target's (the light is the target's: issue 17).
+    assert similarity(res.aligned, a.image) > similarity(res.aligned, g.image) + 0.1
+    assert similarity(res.aligned, a.image) > 3 * similarity(g.image, a.image)
     region = photo_region(g, g.mask.labels, res.mask.labels)
     assert np.array_equal(res.pasted[~region], g.photo[~region])
 
