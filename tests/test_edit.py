@@ -115,7 +115,7 @@ def test_synth_makes_distinct_faces_that_follow_the_target_mask(pipe, faces):
     results = pipe.synth(target, [a, g])
     assert len(results) == 2 and not np.array_equal(results[0].aligned, results[1].aligned)
     # Judged by the `mesh` parser, as the README's figure is. The learned default parser reads the classical
-    # stages' hair painted from grace_hopper as backdrop and skin (0.63): it does not look like hair (issue 17).
+    # stages' hair painted from grace_hopper as backdrop and skin (0.65): it does not look like hair (issue 17).
     judge = Pipeline(parse="mesh")
     for r in results:
         parsed = judge.parse(r.aligned).labels
