@@ -70,10 +70,10 @@ def harmonise(foreground: np.ndarray, photo: np.ndarray, target: np.ndarray, pho
 class ClassicalFuser:
     name = "classical"
 
-    def __init__(self, blend: str = "poisson", feather: float = 2.0):
+    def __init__(self, blend: str = "poisson", feather: float = 2.0, harmonise: bool = True):
         if blend not in ("poisson", "feather"):
             raise ValueError(f"blend must be poisson or feather, not {blend!r}")
-        self.blend, self.feather = blend, feather
+        self.blend, self.feather, self.harmonise = blend, feather, harmonise
 
     def fuse(self, foreground: np.ndarray, background: np.ndarray, target: FaceMask,
              background_mask: FaceMask | None = None) -> np.ndarray:
@@ -98,7 +98,7 @@ class ClassicalFuser:
                     base = fill_from_known(base, backdrop, grown)
                 else:
                     base = cv2.inpaint(base, grown.astype(np.uint8), 5, cv2.INPAINT_TELEA)
-        if background_mask is not None:
+        if background_mask is not None and self.harmonise:
             foreground = harmonise(foreground, background, labels, background_mask.labels, fg_region)
         alpha = feathered(fg_region, self.feather)[..., None]
         out = (foreground.astype(np.float32) * alpha + base.astype(np.float32) * (1 - alpha) + 0.5).astype(np.uint8)
