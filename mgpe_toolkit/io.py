@@ -162,7 +162,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-# Temporary files carry the writing run's process id (`.NAME.mgpe<PID>.XXXXXXXX.tmp.png`), so a later run can
+# Temporary files carry the writing run's process id (`.NAME.mgpe<PID>.<random>.tmp.png`), so a later run can
 # tell those of a killed run (removed) from those of a run still at work (kept).
 _TEMP = re.compile(r"^\..*\.mgpe(\d+)\.[a-z0-9_]+\.tmp(\.[^.]+)?$")
 _CLAIM = re.compile(r"^\..+\.claim$")
