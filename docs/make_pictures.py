@@ -1,9 +1,11 @@
 """Regenerates the pictures in docs/ from photos that ship inside installed packages.
 
-Usage: python docs/make_pictures.py [--out docs]
+Usage: python docs/make_pictures.py [--out docs] [--helen ../shared/data/helen-samples [--helen-out FILE]]
 Writes demo-grid.png (the grid of `mgpe demo`), edit.png, swap.png, transfer.png and synth.png (labelled
 before/after sheets, classical stages), and prints the synth masks' agreement with the target mask
-(per-pixel accuracy over face and hair, judged by the default `unet` parser and by `mesh`).
+(per-pixel accuracy over face and hair, judged by the default `unet` parser and by `mesh`). With --helen, a
+second grid of the same edits on the Helen samples goes to --helen-out (default runs/helen-edits.png, outside
+the repository's tracked files: that data is not ours to publish).
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    ap.add_argument("--helen", type=Path, help="helen-samples folder: also write the Helen grid")
+    ap.add_argument("--helen-out", type=Path, default=Path("runs/helen-edits.png"))
     args = ap.parse_args()
     pipe = Pipeline()
     import shutil
@@ -71,6 +75,33 @@ def main() -> None:
         Image.open(args.out / name).convert("RGB").quantize(256, dither=Image.Dither.FLOYDSTEINBERG).save(
             args.out / name, optimize=True)
     print(f"wrote {', '.join(str(args.out / n) for n in names)}")
+    if args.helen is not None:
+        helen_grid(pipe, args.helen, args.helen_out)
+
+
+def helen_grid(pipe, folder: Path, out: Path) -> None:
+    """Rows per Helen sample: photo, hair->skin, hair->background, grow:eyes:2, swap+ from the next sample, and
+    the same swap onto the sample made grey."""
+    import cv2
+    import numpy as np
+
+    from mgpe_toolkit.cli.grid import labelled_grid
+    from mgpe_toolkit.io import read_image, write_image
+
+    faces = [(p.stem, pipe.prepare(cv2.resize(read_image(p), (256, 256), interpolation=cv2.INTER_AREA), aligned=True))
+             for p in sorted((folder / "images").glob("*.png"))]
+    rows = []
+    for i, (name, face) in enumerate(faces):
+        other_name, other = faces[(i + 1) % len(faces)]
+        grey = np.repeat(cv2.cvtColor(face.image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+        grey_face = pipe.prepare(grey, aligned=True, mask=face.mask.labels)
+        rows.append([(name, face.image), ("hair->skin", pipe.edit(face, ["hair->skin"]).aligned),
+                     ("hair->background", pipe.edit(face, ["hair->background"]).aligned),
+                     ("grow:eyes:2", pipe.edit(face, ["grow:eyes:2"]).aligned),
+                     (f"swap+ from {other_name}", pipe.swap(other, face).aligned),
+                     ("onto it in grey", pipe.swap(other, grey_face).aligned)])
+    write_image(out, labelled_grid(rows))
+    print(f"wrote {out} ({len(rows)} Helen samples)")
 
 
 if __name__ == "__main__":

@@ -33,3 +33,21 @@ def test_a_grey_face_in_a_colour_photo_gets_its_colour(astronaut, grace_hopper):
     want = _skin_lab(target.image, target.mask.labels)
     got = _skin_lab(result, target.mask.labels)
     assert np.abs(got[1:] - want[1:]).max() < 4, (got, want)  # skin-coloured, not grey
+
+
+def test_revealed_backdrop_is_neither_black_nor_the_removed_hair(astronaut):
+    from mgpe_toolkit.labels import LABEL_INDEX
+
+    pipe = Pipeline()
+    face = pipe.prepare(astronaut)
+    result = pipe.edit(face, ["hair->background"]).aligned
+    revealed = face.mask.labels == LABEL_INDEX["hair"]
+    assert revealed.sum() > 2000
+    px = result[revealed].astype(int)
+    assert (px.max(-1) > 40).all()  # no black hole
+    backdrop = cv2.cvtColor(face.image, cv2.COLOR_RGB2LAB)[face.mask.labels == LABEL_INDEX["background"]].mean(0)
+    hair = cv2.cvtColor(face.image, cv2.COLOR_RGB2LAB)[revealed].mean(0)
+    got = cv2.cvtColor(result, cv2.COLOR_RGB2LAB)[revealed].mean(0)
+    assert np.linalg.norm(got - backdrop) < 0.3 * np.linalg.norm(hair - backdrop)  # the backdrop's, not the hair's
+    changed = np.abs(result.astype(int) - face.image.astype(int)).max(-1) > 20
+    assert changed[revealed].mean() > 0.9  # nothing of the hair is copied back
