@@ -8,7 +8,7 @@
     python benchmarks/bench_classical.py [../shared/data/helen-samples]
 
 Faces: skimage's astronaut and matplotlib's grace_hopper, and the aligned Helen samples when their folder is
-given. Variants: `harmonise` off (before issue 17) and on (now).
+given. Variants: before issue 17 (the fuser's `harmonise` and the generator's `shade` off) and now (on).
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def run(harmonise: bool, data) -> dict[str, tuple[list[float], list[float]]]:
     from mgpe_toolkit.errors import MgpeError
     from mgpe_toolkit.labels import face_hair_region
 
-    pipe = Pipeline(options={"fuse": {"harmonise": harmonise}})
+    pipe = Pipeline(options={"fuse": {"harmonise": harmonise}, "generate": {"shade": harmonise}})
     judge = Pipeline()
     prepared = [(name, pipe.prepare(img, aligned=aligned)) for name, img, aligned in data]
     scores = {e: ([], []) for e in EDITS}

@@ -51,3 +51,26 @@ def test_revealed_backdrop_is_neither_black_nor_the_removed_hair(astronaut):
     assert np.linalg.norm(got - backdrop) < 0.3 * np.linalg.norm(hair - backdrop)  # the backdrop's, not the hair's
     changed = np.abs(result.astype(int) - face.image.astype(int)).max(-1) > 20
     assert changed[revealed].mean() > 0.9  # nothing of the hair is copied back
+
+
+def test_grown_skin_is_shaded_towards_its_outline(astronaut):
+    """The generator's skin grown into former hair darkens towards the outline (measured before fusing, where
+    nothing of the backdrop is blended in)."""
+    from mgpe_toolkit.labels import LABEL_INDEX
+    from mgpe_toolkit.maskops import apply_ops, parse_ops
+    from mgpe_toolkit.types import FaceMask
+
+    drops = {}
+    for shade in (False, True):
+        pipe = Pipeline(options={"generate": {"shade": shade}})
+        face = pipe.prepare(astronaut)
+        target = apply_ops(face.mask.labels, parse_ops(["hair->skin"]))
+        fg = pipe.stage("generate").generate(pipe.encode(face), FaceMask(target))
+        grown = face.mask.labels == LABEL_INDEX["hair"]
+        skin = np.isin(target, list(COMPONENTS["skin"].indices)).astype(np.uint8)
+        dist = cv2.distanceTransform(skin, cv2.DIST_L2, 5)
+        light = cv2.cvtColor(fg, cv2.COLOR_RGB2LAB)[..., 0].astype(float)
+        rim, inner = light[grown & (dist < 4)], light[grown & (dist > 24)]
+        assert len(rim) > 200 and len(inner) > 200
+        drops[shade] = inner.mean() - rim.mean()
+    assert drops[True] > drops[False] + 20, drops  # a head, not a flat cut-out
