@@ -123,10 +123,12 @@ def test_every_loss_term_with_its_weight_and_the_right_discriminators(tmp_path, 
                    (("local", "local"), ("global", "global"), ("vgg", "vgg"), ("sigmoid", "gd"), ("fm", "fm"),
                     ("gp", "gp")))
     assert losses["total"] == pytest.approx(expected, rel=1e-4)
-    b, unpaired = t.last
+    b, paired = t.last
     assert len(seen["D"]) == 4 and len(seen["D2"]) == 3  # D: real, fake (D step), fake + real (G step)
-    assert any(torch.allclose(x, unpaired) for x in seen["D2"])
-    assert not any(torch.allclose(x, unpaired) for x in seen["D"])
+    assert any(torch.allclose(x, paired) for x in seen["D"])
+    fakes_d2 = [x for x in seen["D2"] if not torch.equal(x, b.target_image)]
+    assert len(fakes_d2) == 2 and torch.equal(fakes_d2[0], fakes_d2[1])  # one result, judged in D's and G's step
+    assert not torch.allclose(fakes_d2[0], paired)  # D2 judges only the unpaired result
 
 
 def test_losses_fall_on_a_two_image_overfit(tmp_path):

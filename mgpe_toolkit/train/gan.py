@@ -259,7 +259,7 @@ class GANTrainer:
         total.float().backward()
         self.opt_g.step()
         self.step += 1
-        self.last = (b, fakes.get("unpaired", fakes.get("paired")).detach())
+        self.last = (b, fakes.get("paired", fakes.get("unpaired")).detach())  # the grid's source is the paired one's
         values = dict(local=local, sigmoid=sigmoid, fm=fm, gp=gp, kl=kl, total=total, d=loss_d)
         if "paired" in fakes:
             values["global"] = glob
@@ -342,6 +342,7 @@ class GANTrainer:
     def _perceptual(self, fake, b: Batch):
         """The authors' VGG19 term: L1 of relu1_1..relu5_1 (weights 1/4, 1/4, 1/4, 1/8, 1/8) per component
         masked (eyes 10, mouth 10, skin 5, hair 5); the weight, 30, is lambda_vgg."""
+        import torch
         import torch.nn.functional as F
 
         from ..nets.framework import COMPONENT_NAMES, component_region
@@ -351,7 +352,7 @@ class GANTrainer:
         for n in COMPONENT_NAMES:
             r = component_region(b.target_masks, n)
             f_fake = self.vgg(to_vgg_input(fake * r))
-            with torch_no_grad():
+            with torch.no_grad():
                 f_real = self.vgg(to_vgg_input(b.source_image * r))
             w = 5.0 if n in ("skin", "hair") else 10.0
             total = total + w * sum(lw * F.l1_loss(a, c) for lw, a, c in zip(LAYER_WEIGHTS, f_fake, f_real))
@@ -460,12 +461,6 @@ def _parsing_weights():
     by_name = {c: helen[HELEN_LABELS[i]] for i, c in enumerate(HELEN_TO_CANONICAL)}
     by_name.update({c: helen[HELEN_LABELS[HELEN_TO_CANONICAL.index(h)]] for c, h in HELEN_FALLBACK.items()})
     return torch.tensor([by_name.get(n, 1.0) for n in LABELS], dtype=torch.float32)
-
-
-def torch_no_grad():
-    import torch
-
-    return torch.no_grad()
 
 
 class _null:
