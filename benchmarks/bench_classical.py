@@ -1,14 +1,18 @@
-"""The zero-weight (classical) edits, before and after a change of the fuser, by two measures per edit type:
+"""The zero-weight (classical) edits of this tree against those of another commit (by default the last one
+before issue 17), by two measures per edit type:
 
-* mask accuracy (the paper's Table 2 measure): parse the result with the default parser and compare it with the
-  target mask over the face and hair pixels of either;
+* mask accuracy (the paper's Table 2 measure): parse the result with this tree's default parser and compare it
+  with the target mask over the face and hair pixels of either;
 * seam score: the mean gradient magnitude of the result along the border of the region the edit changed,
-  divided by the mean gradient magnitude of the input face (its own edges); lower is less visible.
+  divided by the mean gradient magnitude of the input face (its own edges); lower is less visible. The changed
+  region is where the result differs from the input by more than 3 levels after a 5×5 median, so the grain of a
+  filled region does not count as a border.
 
-    python benchmarks/bench_classical.py [../shared/data/helen-samples]
+    python benchmarks/bench_classical.py [../shared/data/helen-samples] [--against REF]
 
 Faces: skimage's astronaut and matplotlib's grace_hopper, and the aligned Helen samples when their folder is
-given. Variants: before issue 17 (the fuser's `harmonise` and the generator's `shade` off) and now (on).
+given. The other commit's results are rendered by its own code (a temporary git worktree, in a subprocess) and
+judged here, with the same parser and measures as this tree's.
 """
 from __future__ import annotations
 
@@ -36,7 +40,8 @@ def faces(helen: Path | None):
 def seam_score(result: np.ndarray, before: np.ndarray) -> float:
     import cv2
 
-    changed = (np.abs(result.astype(int) - before.astype(int)).max(-1) > 3).astype(np.uint8)
+    diff = np.abs(result.astype(int) - before.astype(int)).max(-1).clip(0, 255).astype(np.uint8)
+    changed = (cv2.medianBlur(diff, 5) > 3).astype(np.uint8)
     if changed.sum() < 50:
         return float("nan")
     k = np.ones((3, 3), np.uint8)
@@ -49,17 +54,16 @@ def seam_score(result: np.ndarray, before: np.ndarray) -> float:
     return float(grad(result)[border].mean() / max(grad(before).mean(), 1e-6))
 
 
-def run(harmonise: bool, data) -> dict[str, tuple[list[float], list[float]]]:
+def render(data) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Every edit on every face with the default classical stages: face name -> (result, target mask, input)."""
     from mgpe_toolkit import Pipeline
     from mgpe_toolkit.errors import MgpeError
-    from mgpe_toolkit.labels import face_hair_region
 
-    pipe = Pipeline(options={"fuse": {"harmonise": harmonise}, "generate": {"shade": harmonise}})
-    judge = Pipeline()
-    prepared = [(name, pipe.prepare(img, aligned=aligned)) for name, img, aligned in data]
-    scores = {e: ([], []) for e in EDITS}
-    for i, (name, face) in enumerate(prepared):
-        other = prepared[(i + 1) % len(prepared)][1]
+    pipe = Pipeline()
+    prepared = [pipe.prepare(img, aligned=aligned) for _, img, aligned in data]
+    out = {e: {} for e in EDITS}
+    for i, face in enumerate(prepared):
+        other = prepared[(i + 1) % len(prepared)]
         for edit in EDITS:
             try:
                 if edit == "swap+":
@@ -68,28 +72,81 @@ def run(harmonise: bool, data) -> dict[str, tuple[list[float], list[float]]]:
                     result = pipe.transfer(other, face, [edit.split()[1]])
                 else:
                     result = pipe.edit(face, [edit])
-            except MgpeError:  # e.g. a source without hair for `transfer hair`
+            except MgpeError:  # e.g. a source without hair, or faces of two sizes
                 continue
-            target = result.mask.labels
-            parsed = judge.parse(result.aligned).labels
+            out[edit][data[i][0]] = (result.aligned, result.mask.labels, face.image)
+    return out
+
+
+def score(rendered, names: dict[str, set[str]]) -> dict[str, tuple[list[float], list[float]]]:
+    """Mask accuracy and seam score of each edit over the faces `names` (per edit: those both commits made)."""
+    from mgpe_toolkit import Pipeline
+    from mgpe_toolkit.labels import face_hair_region
+
+    judge = Pipeline()
+    scores = {}
+    for edit, results in rendered.items():
+        acc, seam = [], []
+        for image, target, before in (results[n] for n in sorted(names[edit])):
+            parsed = judge.parse(image).labels
             region = face_hair_region(target) | face_hair_region(parsed)
-            scores[edit][0].append(float((parsed[region] == target[region]).mean()))
-            scores[edit][1].append(seam_score(result.aligned, face.image))
+            acc.append(float((parsed[region] == target[region]).mean()))
+            seam.append(seam_score(image, before))
+        scores[edit] = (acc, seam)
     return scores
 
 
+def render_at(ref: str, helen: Path | None) -> dict:
+    """The results of commit `ref`'s own code: a temporary worktree renders them in a subprocess."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        tree, dump = Path(tmp) / "tree", Path(tmp) / "rendered.pkl"
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "--quiet", str(tree), ref], check=True)
+        try:
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--render-to", str(dump)]
+            cmd += [str(helen.resolve())] if helen is not None else []
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            subprocess.run(cmd, check=True, cwd=tree, env=env)
+            with open(dump, "rb") as f:
+                return pickle.load(f)
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
+
+
+ISSUE_17_BASE = "099aecd90083a5c483476254c9f3bfca73ffaec6"  # the last commit before issue 17's changes
+
+
 def main() -> None:
+    import pickle
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("helen", nargs="?", type=Path, help="helen-samples folder (images/ + labels/), optional")
+    ap.add_argument("--against", default=ISSUE_17_BASE, help="the commit to compare with (default: before issue 17)")
+    ap.add_argument("--render-to", type=Path, help=argparse.SUPPRESS)  # used by render_at's subprocess
     args = ap.parse_args()
-    data = faces(args.helen if args.helen and (args.helen / "images").is_dir() else None)
-    before, after = run(False, data), run(True, data)
-    print(f"{len(data)} faces; mask accuracy (higher is better) and seam score (lower is better), mean over faces")
+    helen = args.helen if args.helen and (args.helen / "images").is_dir() else None
+    data = faces(helen)
+    if args.render_to:
+        with open(args.render_to, "wb") as f:
+            pickle.dump(render(data), f)
+        return
+    old, new = render_at(args.against, helen), render(data)
+    both = {e: set(old[e]) & set(new[e]) for e in EDITS}
+    before, after = score(old, both), score(new, both)
+    print(f"{len(data)} faces; mask accuracy (higher is better) and seam score (lower is better), mean over faces; "
+          f"before: {args.against[:10]}, after: this tree")
     print(f"{'edit':18s} {'accuracy before':>16s} {'after':>7s} {'seam before':>12s} {'after':>7s}")
     for edit in EDITS:
         (a0, s0), (a1, s1) = before[edit], after[edit]
+        only = f"; {len(set(new[edit]) - set(old[edit]))} more only now" if set(new[edit]) - set(old[edit]) else ""
         print(f"{edit:18s} {np.mean(a0):16.3f} {np.mean(a1):7.3f} {np.nanmean(s0):12.3f} {np.nanmean(s1):7.3f}"
-              f"   ({len(a1)} faces)")
+              f"   ({len(a1)} faces{only})")
 
 
 if __name__ == "__main__":

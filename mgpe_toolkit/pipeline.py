@@ -107,8 +107,12 @@ class Pipeline:
             raise MgpeError(f"shape must be target or source, not {shape!r}")
         from .labels import COMPONENTS
 
+        source = at_size(source, target.image.shape[0])
         mask = target.mask.labels if shape == "target" else shapes_from(source.mask.labels, target.mask.labels)
         codes = self.encode(source)
+        encoder = self.stage("encode")
+        if hasattr(encoder, "swap_codes"):  # an encoder that can use the target's own codes too
+            codes = encoder.swap_codes(codes, self.encode(target))
         # A component the result needs and the source lacks (a bald head, eyes behind sunglasses) is the target's.
         missing = [n for n, c in COMPONENTS.items()
                    if np.isin(mask, c.indices).any() and not np.isin(source.mask.labels, c.indices).any()]
@@ -134,7 +138,7 @@ class Pipeline:
             if not np.isin(source.mask.labels, COMPONENTS[name].indices).any():
                 raise MgpeError(f"the source face has no {name} in its mask (bald or covered?): leave {name} out "
                                 "or take it from another face")
-        src, tgt = self.encode(source), self.encode(target)
+        src, tgt = self.encode(at_size(source, target.image.shape[0])), self.encode(target)
         encoder = self.stage("encode")
         if hasattr(encoder, "mix"):
             codes = encoder.mix(tgt, src, components)
@@ -146,6 +150,19 @@ class Pipeline:
     def synth(self, target: np.ndarray, sources: list[PreparedFace]) -> list[EditResult]:
         """Faces on one target mask, each with the components (and background) of one source."""
         return [self.render(self.encode(src), target, PreparedFace(src.image, src.mask)) for src in sources]
+
+
+def at_size(face: PreparedFace, size: int) -> PreparedFace:
+    """A face whose aligned crop and mask are resampled to size² (the source of a swap or transfer given at
+    another crop size than its target: an aligned 512² face onto a photo aligned at 256²)."""
+    import cv2
+
+    if face.image.shape[0] == size:
+        return face
+    shrink = face.image.shape[0] > size
+    image = cv2.resize(face.image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    labels = cv2.resize(face.mask.labels, (size, size), interpolation=cv2.INTER_NEAREST)
+    return PreparedFace(image, FaceMask(labels=labels, parser=face.mask.parser))
 
 
 def keep_grey(result: np.ndarray, image: np.ndarray) -> np.ndarray:

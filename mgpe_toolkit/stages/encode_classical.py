@@ -14,6 +14,36 @@ from ..labels import COMPONENTS, component_center, component_mask
 from ..types import ComponentCodes, FaceMask
 
 RECOLOUR = ("hair", "mouth")  # transferred by colour statistics; the rest by pixels
+# The labels whose colours a recolouring takes and gives: lips, not the teeth and mouth inside them (the
+# colours of an open smile would whiten closed lips).
+COLOUR_LABELS = {"mouth": ("u_lip", "l_lip")}
+
+
+def core_of(region: np.ndarray, least: int = 50) -> np.ndarray:
+    """`region` less its outer pixel (which mixes in the neighbours' colours), unless too little would be left."""
+    import cv2
+
+    core = cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return core if core.sum() >= least else region
+
+
+def colour_pixels(image: np.ndarray, labels: np.ndarray, name: str) -> np.ndarray:
+    """(K, 3) Lab pixels that give component `name` its colour statistics: its colour region, less the outer
+    pixel where that region's outline is a band of its neighbour's (COLOUR_LABELS: lips)."""
+    region = colour_region(labels, name)
+    return lab_pixels(image, core_of(region) if name in COLOUR_LABELS else region)
+
+
+def colour_region(labels: np.ndarray, name: str) -> np.ndarray:
+    """The pixels of component `name` that carry its colour (see COLOUR_LABELS); the whole component if none."""
+    from ..labels import LABEL_INDEX
+
+    region = component_mask(labels, name)
+    if name in COLOUR_LABELS:
+        own = np.isin(labels, [LABEL_INDEX[n] for n in COLOUR_LABELS[name]])
+        if own.sum() >= 10:
+            return own
+    return region
 
 
 @dataclass
@@ -21,8 +51,11 @@ class PatchCode:
     image: np.ndarray  # (S, S, 3) uint8: the whole aligned face the component comes from
     region: np.ndarray  # (S, S) bool: the component's pixels
     anchors: np.ndarray  # (3, 2): left eye, right eye and mouth centres of that face
-    lab: np.ndarray  # (K, 3) float32 Lab pixels of the component (for colour statistics)
+    lab: np.ndarray  # (K, 3) float32 Lab pixels that carry the component's colour (colour_pixels)
     colour_from: "PatchCode | None" = None  # impose these colour statistics on this component's own pixels
+    # The target's own component (a swap): where this code, warped, leaves the target's region bare, the target's
+    # pixels are taken there, recoloured like this code.
+    under: "PatchCode | None" = None
 
 
 def anchors_of(mask: np.ndarray) -> np.ndarray:
@@ -47,8 +80,17 @@ class ClassicalEncoder:
         codes = {}
         for name in COMPONENTS:
             region = component_mask(labels, name)
-            codes[name] = PatchCode(image, region, anchors, lab_pixels(image, region))
+            codes[name] = PatchCode(image, region, anchors, colour_pixels(image, labels, name))
         return ComponentCodes(codes=codes, mask=mask, encoder=self.name)
+
+    def swap_codes(self, source: ComponentCodes, target: ComponentCodes) -> ComponentCodes:
+        """Codes of a swap: the source's, with the target's own hair beneath the source's. A hairstyle's
+        structure is its strands: where the source's hair does not reach (a short cut onto long hair, hair under
+        a hat), the target's strands in the source's colours read as hair, colour spread from the edge does not."""
+        codes = dict(source.codes)
+        if target.codes["hair"].region.any():
+            codes["hair"] = replace(codes["hair"], under=target.codes["hair"])
+        return ComponentCodes(codes=codes, mask=source.mask, encoder=self.name)
 
     def mix(self, target: ComponentCodes, source: ComponentCodes, names: list[str]) -> ComponentCodes:
         """Codes of `target` with the named components' appearance from `source`."""

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import MgpeError
 from ..labels import COMPONENTS, component_mask
 from ..types import ComponentCodes, FaceMask
-from .encode_classical import PatchCode, anchors_of
+from .encode_classical import COLOUR_LABELS, PatchCode, anchors_of, colour_region
 
 PAINT_ORDER = ("skin", "hair", "left_eye", "right_eye", "mouth")
 
@@ -60,8 +60,9 @@ def push_pull(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     return est
 
 
-def fill_from_known(image: np.ndarray, known: np.ndarray, unknown: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Colours for `unknown` pixels spread smoothly from `known` ones, with a grain like theirs."""
+def fill_from_known(image: np.ndarray, known: np.ndarray, unknown: np.ndarray, seed: int = 0, *,
+                    robust: bool = True) -> np.ndarray:
+    """Colours for `unknown` pixels spread smoothly from `known` ones, with a grain like theirs (grain_like)."""
     import cv2
 
     if not unknown.any() or not known.any():
@@ -74,13 +75,29 @@ def fill_from_known(image: np.ndarray, known: np.ndarray, unknown: np.ndarray, s
     dist = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 3)
     t = np.clip(dist / (0.08 * max(image.shape[:2])), 0, 1)[..., None]
     smooth = smooth * (1 - t) + np.median(out[core], axis=0) * t
-    grain = (out - cv2.GaussianBlur(out, (0, 0), 1.5))[known]
-    rng = np.random.default_rng(seed)
-    noise = rng.normal(0, 1, size=out.shape).astype(np.float32)
-    noise = cv2.GaussianBlur(noise, (0, 0), 0.7)
-    noise *= (grain.std(axis=0) if len(grain) > 10 else 1.0) / max(float(noise.std()), 1e-6)
-    out[unknown] = (smooth + noise)[unknown]
+    out[unknown] = (smooth + grain_like(out, core, seed, robust=robust))[unknown]
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def grain_like(image: np.ndarray, region: np.ndarray, seed: int = 0, *, robust: bool = True) -> np.ndarray:
+    """(H, W, 3) float32 noise with the fine grain of `region`. Robust (skin, backdrop): grain in the light alone
+    (colour grain reads as speckle), one field on all channels, scaled by the median absolute deviation of the
+    region's high frequencies in grey, so edges and text in a backdrop do not count as grain. Not robust (hair, whose strands and glints are its texture): each channel its own field, scaled by the
+    plain standard deviation."""
+    import cv2
+
+    img = image.astype(np.float32)
+    high = (img - cv2.GaussianBlur(img, (0, 0), 1.5))[region]
+    if len(high) < 10:
+        return np.zeros_like(img)
+    shape = img.shape[:2] if robust else img.shape
+    noise = cv2.GaussianBlur(np.random.default_rng(seed).normal(0, 1, shape).astype(np.float32), (0, 0), 0.7)
+    noise /= max(float(noise.std()), 1e-6)
+    if not robust:
+        return noise * high.std(axis=0)
+    light = high @ np.array([0.299, 0.587, 0.114], np.float32)
+    spread = 1.4826 * float(np.median(np.abs(light - np.median(light))))
+    return np.repeat(noise[..., None] * spread, 3, axis=2)
 
 
 def rim_shaded(image: np.ndarray, region: np.ndarray, grown: np.ndarray, depth: float = 0.25,
@@ -97,29 +114,64 @@ def rim_shaded(image: np.ndarray, region: np.ndarray, grown: np.ndarray, depth: 
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def match_colours(image: np.ndarray, region: np.ndarray, reference_lab: np.ndarray) -> np.ndarray:
-    """Give `region` of `image` the Lab distribution of `reference_lab` (per-channel quantile mapping)."""
+def soften(fg: np.ndarray, painted: np.ndarray, warped: np.ndarray, region: np.ndarray, sigma: float) -> None:
+    """Fade `warped` outward over the `painted` pixels beside `region` (in place), so a component painted over
+    another (eyes and mouth warped apart from the skin, hair over grown skin) has no cut edge."""
     import cv2
+
+    if sigma <= 0 or not painted.any():
+        return
+    alpha = cv2.GaussianBlur(region.astype(np.float32), (0, 0), sigma)[..., None]
+    ring = painted & ~region & (alpha[..., 0] > 0.01)
+    mixed = np.rint(alpha * warped.astype(np.float32) + (1 - alpha) * fg.astype(np.float32))
+    fg[ring] = np.clip(mixed, 0, 255).astype(np.uint8)[ring]
+
+
+def match_colours(image: np.ndarray, region: np.ndarray, reference_lab: np.ndarray, *,
+                  edge_band: bool = False) -> np.ndarray:
+    """Give `region` of `image` the Lab distribution of `reference_lab` (per-channel quantile mapping).
+
+    `edge_band`: the region's labelled outline is a band of its neighbour's pixels (lips, whose outline is
+    skin; `reference_lab` then comes from a core as well, encode_classical.colour_pixels). The mapping is built
+    between the 2nd and 98th percentiles of the region's core and is a plain shift beyond them, the outer pixel
+    or two keep their colour, and the change fades in over the next two (both distances shrink with a thin
+    part's half-width): mapped onto the reference's tails, those pixels would draw a halo. Hair takes the plain
+    mapping: its outline is strands, and a rim of the old colour would show."""
+    import cv2
+
+    from .encode_classical import core_of
 
     if not region.any() or len(reference_lab) < 10:
         return image
     lab = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2LAB).astype(np.float32)
     px = lab[region]
-    q = np.linspace(0, 100, 101)
+    core = lab[core_of(region)] if edge_band else px
+    q = np.linspace(2, 98, 49) if edge_band else np.linspace(0, 100, 101)
+    mapped = px.copy()
     for c in range(3):
-        src_q = np.percentile(px[:, c], q)
+        src_q = np.percentile(core[:, c], q) + np.arange(len(q)) * 1e-4  # strictly increasing for interp
         ref_q = np.percentile(reference_lab[:, c], q)
-        src_q = src_q + np.arange(len(q)) * 1e-4  # strictly increasing for interp
-        px[:, c] = np.interp(px[:, c], src_q, ref_q)
-    lab[region] = px
+        v = px[:, c]
+        mapped[:, c] = np.where(v < src_q[0], v + ref_q[0] - src_q[0],
+                                np.where(v > src_q[-1], v + ref_q[-1] - src_q[-1], np.interp(v, src_q, ref_q)))
+    if edge_band:
+        unit = region.shape[0] / 256
+        dist = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 3)
+        k = 2 * int(np.ceil(12 * unit)) + 1  # the thickest part nearby: a lip, not the thin end of it
+        half_width = cv2.dilate(dist, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        f = np.clip(half_width / (4 * unit), 0.3, 1)
+        alpha = np.clip((dist - 1.5 * unit * f) / (2 * unit * f), 0, 1)[region][:, None]
+        mapped = alpha * mapped + (1 - alpha) * px
+    lab[region] = mapped
     return cv2.cvtColor(np.clip(lab + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
 class ClassicalGenerator:
     name = "classical"
 
-    def __init__(self, shade: bool = True):
+    def __init__(self, shade: bool = True, soften: float = 1.0):
         self.shade = shade  # rim shading of skin grown where there was none (rim_shaded)
+        self.soften = soften  # px at 256²: how far a component's edge fades over the one painted before it
 
     def generate(self, codes: ComponentCodes, target: FaceMask) -> np.ndarray:
         import cv2
@@ -129,6 +181,7 @@ class ClassicalGenerator:
         labels = target.labels
         s = labels.shape[0]
         fg = np.zeros((*labels.shape, 3), np.uint8)
+        painted = np.zeros(labels.shape, bool)
         target_anchors = anchors_of(labels)
         for name in PAINT_ORDER:
             region_t = component_mask(labels, name)
@@ -152,13 +205,22 @@ class ClassicalGenerator:
                 wregion = cv2.warpAffine(code.region.astype(np.uint8) * 255, m, (s, s), flags=cv2.INTER_LINEAR) > 127
             known = wregion & region_t
             unknown = region_t & ~wregion
+            if unknown.any() and code.under is not None and code.region.sum() >= 20:
+                own = unknown & code.under.region
+                if own.any():  # the target's own pixels there, in this code's colours
+                    recoloured = match_colours(code.under.image, code.under.region, code.lab)
+                    warped = np.where(own[..., None], recoloured, warped)
+                    known, unknown = known | own, unknown & ~own
             if unknown.any():
                 if known.sum() < 20:  # nothing of it lands on the target: spread its whole warped region
                     known = wregion
-                warped = fill_from_known(warped, known, unknown, seed=s + len(name))
+                warped = fill_from_known(warped, known, unknown, seed=s + len(name), robust=name != "hair")
                 if name == "skin" and self.shade:
                     warped = rim_shaded(warped, region_t, unknown)
             if code.colour_from is not None:
-                warped = match_colours(warped, region_t, code.colour_from.lab)
+                warped = match_colours(warped, region_t & colour_region(labels, name), code.colour_from.lab,
+                                       edge_band=name in COLOUR_LABELS)
+            soften(fg, painted, warped, region_t, self.soften * s / 256)
             fg[region_t] = warped[region_t]
+            painted |= region_t
         return fg
