@@ -409,6 +409,7 @@ def version_cmd():
 
 def _add_subapps() -> None:
     from . import edit  # noqa: F401  (registers edit, swap+, transfer, synth)
+    from . import studio  # noqa: F401  (registers studio)
     from .batch import export_app
     from .evaluate import eval_app
     from .train import train_app
