@@ -92,28 +92,49 @@ def _target_mask(task: BatchTask, face: PreparedFace, source: PreparedFace | Non
     return face.mask.labels
 
 
-def _prepare(job: tuple[Path, Path]):
-    """Worker: read, align, parse one photo. Returns (photo, out, PreparedFace, target mask) or an Outcome."""
+def prepare_one(task: BatchTask, pipe, source: PreparedFace | None, photo, load=None):
+    """Read, align and parse one photo: (PreparedFace, target mask), or the Outcome saying why it cannot be edited.
+    `load` reads the photo (default read_image; the Ray engine passes one for object-store URIs)."""
     from .io import read_image
 
+    try:
+        face = pipe.prepare((load or read_image)(photo), size=task.size)
+        return face, _target_mask(task, face, source)
+    except InputError as exc:
+        return Outcome(photo, "unreadable", error=exc.problem)
+    except NoFaceError:
+        return Outcome(photo, "no-face", error="no face found")
+    except MgpeError as exc:
+        return Outcome(photo, "failed", error=str(exc))
+    except Exception as exc:  # one bad photo must not end a run over thousands
+        return Outcome(photo, "failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def edit_classical(task: BatchTask, pipe, source: PreparedFace | None, photo, face: PreparedFace, target: np.ndarray):
+    """The classical edit of one prepared face: its EditResult, or the Outcome of its failure."""
+    try:
+        if task.kind == "edit":
+            return pipe.edit(face, target=target)
+        if task.kind == "swap":
+            return pipe.swap(source, face, shape=task.shape)
+        return pipe.transfer(source, face, task.components)
+    except MgpeError as exc:
+        return Outcome(photo, "failed", error=str(exc))
+    except Exception as exc:
+        return Outcome(photo, "failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _prepare(job: tuple[Path, Path]):
+    """Worker: read, align, parse one photo. Returns (photo, out, PreparedFace, target mask) or an Outcome."""
     photo, out = job
-    task, pipe = _STATE["task"], _STATE["pipe"]
     holder = claim(out, _STATE["owner"])
     if holder is not None:
         return Outcome(photo, "skipped", [out], note=f"another run (process {holder}) is working on it")
-    try:
-        face = pipe.prepare(read_image(photo), size=task.size)
-        return photo, out, face, _target_mask(task, face, _STATE["source"])
-    except InputError as exc:
-        outcome = Outcome(photo, "unreadable", error=exc.problem)
-    except NoFaceError:
-        outcome = Outcome(photo, "no-face", error="no face found")
-    except MgpeError as exc:
-        outcome = Outcome(photo, "failed", error=str(exc))
-    except Exception as exc:  # one bad photo must not end a run over thousands
-        outcome = Outcome(photo, "failed", error=f"{type(exc).__name__}: {exc}")
-    release(out)
-    return outcome
+    prepared = prepare_one(_STATE["task"], _STATE["pipe"], _STATE["source"], photo)
+    if isinstance(prepared, Outcome):
+        release(out)
+        return prepared
+    return (photo, out, *prepared)
 
 
 def _classical(job: tuple[Path, Path]) -> Outcome:
@@ -122,27 +143,18 @@ def _classical(job: tuple[Path, Path]) -> Outcome:
     if isinstance(prepared, Outcome):
         return prepared
     photo, out, face, target = prepared
-    task, pipe, source = _STATE["task"], _STATE["pipe"], _STATE["source"]
-    try:
-        if task.kind == "edit":
-            result = pipe.edit(face, target=target)
-        elif task.kind == "swap":
-            result = pipe.swap(source, face, shape=task.shape)
-        else:
-            result = pipe.transfer(source, face, task.components)
-    except MgpeError as exc:
+    task = _STATE["task"]
+    result = edit_classical(task, _STATE["pipe"], _STATE["source"], photo, face, target)
+    if isinstance(result, Outcome):
         release(out)
-        return Outcome(photo, "failed", error=str(exc))
-    except Exception as exc:
-        release(out)
-        return Outcome(photo, "failed", error=f"{type(exc).__name__}: {exc}")
-    outcome = _write(photo, out, result.pasted, result.aligned, task.aligned_out)
+        return result
+    outcome = write_result(photo, out, result.pasted, result.aligned, task.aligned_out)
     outcome.note = "; ".join(result.notes) or None
     return outcome
 
 
-def _write(photo: Path, out: Path, pasted, aligned, aligned_out: bool) -> Outcome:
-    """Write one result (an OutputError, e.g. a full disk, stops the run) and release its claim."""
+def write_result(photo: Path, out: Path, pasted, aligned, aligned_out: bool) -> Outcome:
+    """Write one result atomically (an OutputError, e.g. a full disk, stops the run) and release its claim."""
     from .io import write_image
 
     outputs = []
@@ -156,17 +168,16 @@ def _write(photo: Path, out: Path, pasted, aligned, aligned_out: bool) -> Outcom
 
 
 # -- the learned stages on whole batches ------------------------------------------------------------------------
-def run_learned_batch(runner, task: BatchTask, items: list, source: PreparedFace | None) -> list[Outcome]:
+def learned_faces(runner, task: BatchTask, faces: list[PreparedFace], masks: list[np.ndarray],
+                  source: PreparedFace | None) -> list[np.ndarray]:
+    """The learned stages (encode, generate, fuse) on a batch: one aligned result (S, S, 3) uint8 per face."""
     import cv2
 
-    from .align import paste_back
-    from .labels import COMPONENTS, face_hair_region
+    from .labels import COMPONENTS
     from .nets.framework import edit_inputs
     from .pipeline import keep_grey
 
     size = runner.resolution
-    faces = [it[2] for it in items]
-    masks = [it[3] for it in items]
     crops, onehot, centres, removed, targets = edit_inputs([f.image for f in faces], [f.mask.labels for f in faces],
                                                            masks, size, **runner.spec)
     feats = runner.encode(crops)
@@ -179,17 +190,32 @@ def run_learned_batch(runner, task: BatchTask, items: list, source: PreparedFace
         for n in names:
             feats[n] = np.repeat(src_feats[n], len(faces), axis=0)
     images = runner.render(feats, onehot, centres, targets, removed)
-    outcomes = []
-    for (photo, out, face, mask), arr in zip(items, images):
+    results = []
+    for face, arr in zip(faces, images):
         aligned = keep_grey(((np.clip(arr.transpose(1, 2, 0), -1, 1) + 1) * 127.5 + 0.5).astype(np.uint8),
                             face.image)
         s = face.image.shape[0]
         if s != size:
             aligned = cv2.resize(aligned, (s, s), interpolation=cv2.INTER_CUBIC)
-        region = face_hair_region(mask) | face_hair_region(face.mask.labels)
-        pasted = paste_back(face.photo, aligned, face.alignment, region) if face.photo is not None else None
-        outcomes.append(_write(photo, out, pasted, aligned, task.aligned_out))
-    return outcomes
+        results.append(aligned)
+    return results
+
+
+def paste_learned(face: PreparedFace, mask: np.ndarray, aligned: np.ndarray) -> np.ndarray | None:
+    """A learned result pasted back into its photo over the face and hair of both masks (None: no photo)."""
+    from .align import paste_back
+    from .labels import face_hair_region
+
+    region = face_hair_region(mask) | face_hair_region(face.mask.labels)
+    return paste_back(face.photo, aligned, face.alignment, region) if face.photo is not None else None
+
+
+def run_learned_batch(runner, task: BatchTask, items: list, source: PreparedFace | None) -> list[Outcome]:
+    faces = [it[2] for it in items]
+    masks = [it[3] for it in items]
+    images = learned_faces(runner, task, faces, masks, source)
+    return [write_result(photo, out, paste_learned(face, mask, aligned), aligned, task.aligned_out)
+            for (photo, out, face, mask), aligned in zip(items, images)]
 
 
 def default_batch_size(runner) -> int:

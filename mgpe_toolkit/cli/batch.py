@@ -116,7 +116,8 @@ def _card_data(card: Path) -> str:
 
 @app.command("batch")
 def batch_cmd(
-    source: str = typer.Argument(..., help="A folder of photos (walked recursively) or one photo."),
+    source: str = typer.Argument(..., help="A folder of photos (walked recursively) or one photo; with --engine ray "
+                                 "also a .txt/.csv/.parquet list of paths or a URI (s3://, gs://, ...)."),
     out: str = typer.Argument(..., help="Output folder: one result per photo, same relative layout, PNG."),
     mask_op: list[str] = typer.Option([], "--mask-op", "-m", help="Edit every photo with these mask ops."),
     swap_from: Optional[str] = typer.Option(None, "--swap-from", help="Put this face (with its hair) on every photo."),
@@ -137,6 +138,14 @@ def batch_cmd(
     parser: Optional[str] = typer.Option(None, "--parser"),
     aligner: Optional[str] = typer.Option(None, "--aligner"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo photos whose outputs exist."),
+    engine: str = typer.Option("local", "--engine", help="local (worker processes) or ray (a Ray cluster through "
+                               "Ray Data; needs the `cluster` extra)."),
+    address: Optional[str] = typer.Option(None, "--address", help="--engine ray: auto (the cluster this machine is "
+                                          "in) or ray://HOST:PORT; default: a local Ray on this machine."),
+    cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", min=0.1, help="--engine ray: CPUs each task "
+                                        "(and each learned-stage actor) asks for."),
+    gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor", min=0.0, help="--engine ray: GPU share of each "
+                                         "learned-stage actor (0: the learned stages run on CPUs)."),
 ):
     """Edit a whole folder (mask ops, swap+ or transfer) in batches; resumable, per-file error report."""
     from ..batch import BatchTask, default_batch_size, run_batch
@@ -157,9 +166,21 @@ def batch_cmd(
     face_source = swap_from or from_
     if face_source is not None:
         _check_source_face(face_source, aligner, parser, components)
-    # plan_folder refuses layouts that lose photos; stems may hold dots (`my.photo`), so the suffix is added.
-    planned, not_images = plan_folder(source, out)
-    jobs = [(p, s.with_name(s.name + ".png")) for p, s in planned]
+    if engine not in ("local", "ray"):
+        fail(f"--engine must be local or ray, not {engine!r}")
+    if engine == "ray":
+        from importlib.util import find_spec
+
+        from ..distributed.ray_batch import is_list_or_uri, plan_list
+
+        if find_spec("ray") is None:
+            fail("--engine ray needs Ray: pip install 'mgpe-toolkit[cluster]'")
+    if engine == "ray" and is_list_or_uri(source):
+        jobs, not_images = plan_list(source, out)
+    else:
+        # plan_folder refuses layouts that lose photos; stems may hold dots (`my.photo`), so the suffix is added.
+        planned, not_images = plan_folder(source, out)
+        jobs = [(p, s.with_name(s.name + ".png")) for p, s in planned]
     if backend == "auto":  # only what the user named: never an ./exports that happens to lie here
         backend = "torch" if weights else ("onnx" if exports else "classical")
     exports = exports or "exports"
@@ -182,6 +203,10 @@ def batch_cmd(
         if not weights:
             fail("--backend torch needs --weights mgpe-gan.safetensors")
         runner = TorchRunner(weights)
+    if engine == "ray":
+        _batch_on_ray(task, jobs, runner, exports, weights, providers, batch_size, overwrite, not_images, out,
+                      address, cpus_per_task, gpus_per_actor)
+        return
     workers = workers or min(os.cpu_count() or 1, len(jobs))
     batch_size = batch_size or default_batch_size(runner)
     con = _console(stderr=True)
@@ -189,3 +214,38 @@ def batch_cmd(
               f"{workers} worker{'s' if workers > 1 else ''}, batch size {batch_size}")
     drive(run_batch(task, jobs, runner=runner, workers=workers, batch_size=batch_size, overwrite=overwrite),
           len(jobs), "batch", "img/s", lambda o: o.status == "done", f"batch {kind} ({backend}) → {out}", not_images)
+
+
+def _batch_on_ray(task, jobs, runner, exports, weights, providers, batch_size, overwrite, not_images, out, address,
+                  cpus_per_task, gpus_per_actor) -> None:
+    """`mgpe batch --engine ray`: the run on Ray Data, the local engine's summary, then the throughput."""
+    import time
+
+    import ray
+
+    from ..distributed.ray_batch import RayOptions, RunnerSpec, connect, run_ray_batch
+
+    spec = RunnerSpec(task.backend, exports=exports, weights=weights, providers=providers) if runner else None
+    options = RayOptions(address=address, cpus_per_task=cpus_per_task, gpus_per_actor=gpus_per_actor,
+                         batch_size=batch_size)
+    con = _console(stderr=True)
+    con.print(f"batch {task.kind}: {len(jobs)} photos, backend "
+              f"{runner.describe() + ' here, providers picked per actor' if runner else 'classical'}, Ray at "
+              f"{address or 'a local Ray'}, {cpus_per_task:g} CPU per task"
+              + (f", {gpus_per_actor:g} GPU per actor" if gpus_per_actor else ""), soft_wrap=True)
+    started = connect(address)  # before the progress bar: a cluster it cannot reach is a one-line error
+    done, start = [0], time.perf_counter()
+
+    def counted(outcomes):
+        for o in outcomes:
+            done[0] += o.status == "done"
+            yield o
+
+    try:
+        drive(counted(run_ray_batch(task, jobs, options, runner=spec, overwrite=overwrite)), len(jobs), "batch",
+              "img/s", lambda o: o.status == "done", f"batch {task.kind} ({task.backend}) → {out}", not_images)
+    finally:
+        took = time.perf_counter() - start
+        con.print(f"throughput: {done[0]} photos edited in {took:.1f} s, {done[0] / max(took, 1e-9):.2f} photos/s")
+        if started:
+            ray.shutdown()
