@@ -1,10 +1,13 @@
 """Training speed and memory of `mgpe train`, and the inference cost of the paper config.
 
 Usage: python benchmarks/bench_train.py [--steps 20] [--gpu-batch 8] [--compile]
+       python benchmarks/bench_train.py --grid [--configs lean paper] [--gpu-batches 8 32] [--steps 20]
 Prints: it/s and peak RSS for `tiny` on CPU (synthetic portraits, batch 8, no parser loss), the paper config's
-GFLOPs and parameters per edited 256² image (torch.utils.flop_counter), and, when CUDA is present, `paper` at
+GFLOPs and parameters per edited 256² image (torch.utils.flop_counter), and, when CUDA is present, `lean` at
 batch 8 in bf16: it/s and peak GPU memory, with the GPU model, as `mgpe train` runs it, with the data built
-in the training process, and for the compute alone.
+in the training process, and for the compute alone. --grid: per config and batch, it/s of the compute alone
+and as `mgpe train`'s loop runs it (run_gan_training: logs, samples, checkpoints), peak GPU memory and the
+GPU's busy fraction (kernel time / wall time, from the profiler); on CPU, tiny only.
 """
 from __future__ import annotations
 
@@ -52,6 +55,90 @@ def run(config, steps: int, device: str, *, workers: int | None = None, fixed: b
                 sync()
             print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=50))
         return rate
+
+
+def gpu_busy(trainer, items, steps: int = 5) -> float:
+    """Fraction of the wall time of `steps` training steps during which a GPU kernel ran (the profiler's
+    self device time of every op, summed; kernels of one stream do not overlap)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        t = time.perf_counter()
+        for _ in range(steps):
+            trainer.train_step(next(items))
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - t
+    kernel_us = sum(getattr(e, "self_device_time_total", 0) for e in prof.key_averages())
+    return kernel_us / 1e6 / wall
+
+
+def loop_rate(config, steps: int, device: str) -> tuple[float, float]:
+    """(it/s of run_gan_training, what `mgpe train` runs less the progress bar, after 3 steps; seconds of the
+    checkpoint and sample grid it writes at its last step, which `mgpe train` writes every checkpoint_every)."""
+    from mgpe_toolkit.train.data import SyntheticSet
+    from mgpe_toolkit.train.gan import GANTrainer, run_gan_training
+
+    with tempfile.TemporaryDirectory() as out:
+        trainer = GANTrainer(SyntheticSet(64, config.resolution), out, config, parser_weights=None, device=device)
+        run_gan_training(trainer, 3, data_description="synthetic")
+        sync = (lambda: __import__("torch").cuda.synchronize()) if trainer.device.type == "cuda" else (lambda: None)
+        sync()
+        t = time.perf_counter()
+        trainer.save("synthetic")
+        trainer.sample_grid()
+        save = time.perf_counter() - t
+        t = time.perf_counter()
+        run_gan_training(trainer, 3 + steps, data_description="synthetic")
+        sync()
+        return steps / (time.perf_counter() - t - save), save
+
+
+def grid(configs: list[str], batches: list[int], steps: int) -> None:
+    """The --grid table (see the module's docstring)."""
+    from itertools import cycle
+
+    import torch
+
+    from mgpe_toolkit.nets.config import PRESETS
+    from mgpe_toolkit.train.data import SyntheticSet
+    from mgpe_toolkit.train.gan import GANTrainer
+
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    if not cuda:
+        configs, batches = ["tiny"], [8]
+    print(f"device: {torch.cuda.get_device_name() if cuda else 'CPU'}; {steps} steps after 3 warm-up steps; "
+          "no parsing loss, no perceptual loss")
+    for name in configs:
+        for batch in batches:
+            cfg = replace(PRESETS[name], lambda_gp=0.0, lambda_vgg=0.0, batch=batch)
+            try:
+                if cuda:
+                    torch.cuda.empty_cache()
+                    torch.cuda.reset_peak_memory_stats()
+                compute = run(cfg, steps, device, fixed=True)
+                peak = torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else float("nan")
+                busy = float("nan")
+                if cuda:
+                    with tempfile.TemporaryDirectory() as out:
+                        trainer = GANTrainer(SyntheticSet(8, cfg.resolution), out, cfg, parser_weights=None,
+                                             device=device)
+                        items = cycle([trainer.batches(0), trainer.batches(1)])
+                        for _ in range(3):
+                            trainer.train_step(next(items))
+                        busy = gpu_busy(trainer, items)
+                        del trainer
+                bench = run(cfg, steps, device)
+                loop, save = loop_rate(cfg, steps, device)
+            except torch.OutOfMemoryError:
+                print(f"{name} batch {batch}: out of GPU memory")
+                continue
+            print(f"{name} batch {batch}: compute alone {compute:.2f} it/s ({compute * batch:.1f} img/s), "
+                  f"GPU busy {busy:.0%}, peak {peak:.1f} GiB | with data as `mgpe train`: bench loop "
+                  f"{bench:.2f} it/s, run_gan_training {loop:.2f} it/s (less one {save:.1f} s checkpoint)",
+                  flush=True)
 
 
 def cpu_figures(steps: int) -> None:
@@ -125,8 +212,14 @@ def main() -> None:
     ap.add_argument("--gpu-only", action="store_true", help="skip the CPU and FLOP figures")
     ap.add_argument("--variants", action="store_true",
                     help="also time bf16/fp32 x channels-last/NCHW on the GPU and print a kernel profile")
+    ap.add_argument("--grid", action="store_true", help="the configs x batches table (module docstring)")
+    ap.add_argument("--configs", nargs="+", default=["lean", "paper"])
+    ap.add_argument("--gpu-batches", nargs="+", type=int, default=[8, 32])
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    if args.grid:
+        grid(args.configs, args.gpu_batches, args.steps)
+        return
     if not args.gpu_only:
         cpu_figures(args.steps)
     if torch.cuda.is_available():

@@ -17,6 +17,45 @@ def _workers_option():
                                                        "GPU (default: none on CPU, up to 8 with a GPU).")
 
 
+def _gpus_option():
+    return typer.Option(0, "--gpus", min=0, help="Train on this many GPUs of this machine, one process each "
+                                                 "(DistributedDataParallel; the batch is split between them). "
+                                                 "Several machines: torchrun, see the README.")
+
+
+def _nproc_option():
+    return typer.Option(0, "--nproc", min=0, help="Train as this many processes on --device (on CPU: gloo, "
+                                                  "for testing the multi-GPU path).")
+
+
+def _launched(gpus: int, nproc: int, device: str, checkpoint: Path, batch: int) -> bool:
+    """With --gpus/--nproc above 1 (and not already a rank of a run): run this command as that many processes,
+    then end as the run ended. False: train here."""
+    import sys
+
+    from ..distributed.ddp import World, share
+    from ..distributed.launch import relaunch
+
+    if max(gpus, nproc) <= 1 or World.from_env().active:
+        return False
+    share(batch, World(0, max(gpus, nproc)))  # a batch that does not split: one error here, not one per rank
+    outcome = relaunch(sys.argv[1:], gpus=gpus, nproc=nproc, device=device, checkpoint=checkpoint)
+    if outcome.code and outcome.message:
+        fail(outcome.message, outcome.code)
+    if outcome.code:
+        raise typer.Exit(outcome.code)
+    return True
+
+
+def _run_console():
+    """The run's stderr console: silent on ranks other than 0 of a multi-process run (rank 0 speaks for it)."""
+    from ..distributed.ddp import World
+
+    con = _console(stderr=True)
+    con.quiet = not World.from_env().main
+    return con
+
+
 def _parse_sets(pairs: list[str]) -> dict:
     """--set key=value (value parsed as JSON when it can be: numbers, true/false)."""
     import json
@@ -58,6 +97,8 @@ def train_main(
     compile_: bool = typer.Option(False, "--compile", help="torch.compile every network the training step runs."),
     workers: Optional[int] = _workers_option(),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.safetensors."),
+    gpus: int = _gpus_option(),
+    nproc: int = _nproc_option(),
 ):
     """Train the paper's framework (`mgpe train --config tiny --data DIR --out runs/NAME`) or, with the
     `parser` subcommand, the U-Net parser."""
@@ -69,7 +110,7 @@ def train_main(
     from ..train.data import open_dataset
     from ..train.gan import CHECKPOINT, WEIGHTS, GANTrainer, run_gan_training
 
-    con = _console(stderr=True)
+    con = _run_console()
     out_dir = Path(out)
     _refuse_overwrite(out_dir / CHECKPOINT, resume)
     cfg = load_config(config, **_parse_sets(sets))
@@ -83,6 +124,9 @@ def train_main(
         parser_weights = str(found)
         con.print(f"parsing loss: the default parser {parser_weights}")
     dataset = open_dataset(data, masks, labels, cfg.resolution)
+    if _launched(gpus, nproc, device, out_dir / CHECKPOINT, cfg.batch):
+        _record_command(out_dir / (Path(WEIGHTS).stem + ".json"), skip=2)
+        return
     trainer = GANTrainer(dataset, out_dir, cfg, parser_weights=parser_weights, device=device, compile=compile_,
                          warn=lambda m: con.print(styled("warning:", "yellow", m)))
     if cfg.lambda_vgg > 0:
@@ -100,8 +144,10 @@ def train_main(
     _with_progress("train", trainer, steps, con, info,
                    lambda on_step: run_gan_training(trainer, steps, data_description=description, on_step=on_step,
                                                     workers=workers))
-    _record_command(out_dir / (Path(WEIGHTS).stem + ".json"), skip=2)
-    _console().print(f"wrote {out_dir / WEIGHTS} (+ model card) at step {trainer.step}; samples in {out_dir / 'samples'}")
+    if trainer.world.main:
+        _record_command(out_dir / (Path(WEIGHTS).stem + ".json"), skip=2)
+        _console().print(f"wrote {out_dir / WEIGHTS} (+ model card) at step {trainer.step}; samples in "
+                         f"{out_dir / 'samples'}")
 
 
 def _refuse_overwrite(checkpoint: Path, resume: bool) -> None:
@@ -112,7 +158,9 @@ def _refuse_overwrite(checkpoint: Path, resume: bool) -> None:
 def _resume(trainer, resume: bool, steps: int, checkpoint: Path, con, data_description: str) -> bool:
     """Resume when asked (the same settings and data only); False when the run is already at `steps`."""
     if resume and trainer.resume(data_description):
-        con.print(f"resumed {checkpoint} at step {trainer.step}")
+        was = getattr(trainer, "resumed_world_size", 1)
+        now = f" (written by {was} processes, continued by {trainer.world.size})" if was != trainer.world.size else ""
+        con.print(f"resumed {checkpoint} at step {trainer.step}{now}")
     if trainer.step >= steps:
         con.print(f"already at step {trainer.step} ≥ --steps {steps}: nothing to do")
         return False
@@ -178,6 +226,8 @@ def train_parser_cmd(
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:N."),
     workers: Optional[int] = _workers_option(),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.safetensors."),
+    gpus: int = _gpus_option(),
+    nproc: int = _nproc_option(),
 ):
     """Train the U-Net parser P_F (class-weighted cross-entropy); writes weights the `unet` parser loads."""
     import json
@@ -186,13 +236,16 @@ def train_parser_cmd(
     from ..train.parser import CHECKPOINT, WEIGHTS, ParserTrainConfig, ParserTrainer, run_training
     from ..train.pseudo import is_hair_folder
 
-    con = _console(stderr=True)
+    con = _run_console()
     out_dir = Path(out)
     _refuse_overwrite(out_dir / CHECKPOINT, resume)
     cache_root = Path(pseudo_labels) if pseudo_labels else out_dir / "pseudo-labels"
     parts = [_hair_photos(Path(d), cache_root, con) if is_hair_folder(Path(d)) else
              open_dataset(d, masks, labels, size) for d in data]
-    dataset = parts[0] if len(parts) == 1 else Mixture(parts)
+    dataset = parts[0] if len(parts) == 1 else Mixture(parts)  # pseudo-labelled once, before any launch
+    if _launched(gpus, nproc, device, out_dir / CHECKPOINT, batch):
+        _record_command(out_dir / (Path(WEIGHTS).stem + ".json"), skip=3)
+        return
     config = ParserTrainConfig(size=size, base=base, batch=batch, lr=lr, seed=seed, checkpoint_every=every,
                                augment=augment, decay_steps=decay_steps)
     trainer = ParserTrainer(dataset, out_dir, config, device=device, init=None if resume else init,
@@ -205,6 +258,8 @@ def train_parser_cmd(
     _with_progress("train parser", trainer, steps, con, lambda loss: f"loss {loss:.3f}",
                    lambda on_step: run_training(trainer, steps, data_description=description, on_step=on_step,
                                                workers=workers))
+    if not trainer.world.main:
+        return
     card = out_dir / (Path(WEIGHTS).stem + ".json")
     _record_command(card, skip=3)
     _console().print(f"wrote {out_dir / WEIGHTS} (+ {card.name}) at step {trainer.step}; use it with "

@@ -186,6 +186,10 @@ class BatchMaker:
     """Base of the step -> (batch, warnings) builders the training loops prefetch: samples come through a
     SampleSource whose warnings travel with the batch (worker processes cannot print for the run)."""
 
+    # The rows of the step's batch this process trains on (distributed.ddp.share): the whole batch is drawn
+    # from (seed, step), then only these rows are loaded.
+    rows = slice(None)
+
     def __init__(self, dataset: Dataset, size: int | None, batch: int, seed: int):
         self.batch, self.seed = batch, seed
         self._messages: list[str] = []

@@ -8,6 +8,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..distributed import ddp
 from ..errors import InputError, UsageError
 from ..nets.config import GANConfig
 from ..weights import file_digest
@@ -70,6 +71,8 @@ class GANBatches(BatchMaker):
         else:  # a different face: shift by 1..n-1
             tgt_idx = (src_idx + rng.integers(1, n, self.batch)) % n
         flips = ((rng.random(self.batch) < 0.5) & self.flip).tolist()
+        target_flips = flips[::-1]
+        src_idx, tgt_idx, flips, target_flips = (a[self.rows] for a in (src_idx, tgt_idx, flips, target_flips))
 
         def stack(idx, flips):
             x, m = stack_samples([self.source.get(int(i)) for i in idx], flips)
@@ -78,7 +81,7 @@ class GANBatches(BatchMaker):
         xs, ms = stack(src_idx, flips)
         data = StepData(xs, ms, centres_of(ms.numpy()))
         if not paired:
-            xt, mt = stack(tgt_idx, flips[::-1])
+            xt, mt = stack(tgt_idx, target_flips)
             data.target, data.target_masks, data.target_centres = xt, mt, centres_of(mt.numpy())
         return data, self.take_messages()
 
@@ -94,8 +97,9 @@ class GANTrainer:
         from ..nets.framework import MaskGuidedFramework
 
         self.config, self.out = config, Path(out)
-        self.device = pick_device(device)
+        self.world, self.device = ddp.join(pick_device(device))
         self.batches = GANBatches(dataset, config.resolution, config.batch, config.seed)
+        self.rows = self.batches.rows = ddp.share(config.batch, self.world)
         self.batches.paired_only = config.schedule == "both"
         self.batches.dilate = config.dilate
         self.batches.flip = config.losses != "paper"  # the authors' code does not mirror
@@ -114,8 +118,9 @@ class GANTrainer:
             for d in (self.D, self.D2):
                 if d is not None:
                     init_normal(d)
-        self.D = self.D.to(self.device)
-        self.D2 = self.D2.to(self.device) if self.D2 is not None else None
+        self.G = ddp.sync_batchnorm(self.G, self.world, self.device)
+        self.D = ddp.sync_batchnorm(self.D.to(self.device), self.world, self.device)
+        self.D2 = ddp.sync_batchnorm(self.D2.to(self.device), self.world, self.device) if self.D2 is not None else None
         betas = (config.beta1, config.beta2)
         fused = self.device.type == "cuda"  # one kernel per optimiser step instead of several per tensor
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr, betas=betas, fused=fused)
@@ -151,6 +156,10 @@ class GANTrainer:
             for d in (self.D, self.D2):
                 if d is not None:
                     d.compile(dynamic=False)
+        # What a step calls: the networks themselves, or under DistributedDataParallel with several processes.
+        self._generator = ddp.parallel(self.G, self.world, self.device, closure=True)
+        self._discriminators = {k: ddp.parallel(d, self.world, self.device) for k, d in self._models().items()
+                                if k != "G"}
         self.step = 0
 
     # -- data ---------------------------------------------------------------------------------------------
@@ -197,7 +206,7 @@ class GANTrainer:
         unpaired with the component features permuted across the batch."""
         import torch
 
-        from ..nets.local import ComponentEncoder, kl_divergence
+        from ..nets.local import kl_divergence
 
         cfg = self.config
         for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
@@ -210,16 +219,7 @@ class GANTrainer:
             self.D2.train()
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else _null()
         with autocast:
-            codes = self.G.encode(b.source_crops)
-            feats = {n: ComponentEncoder.sample(mu, lv, gen) for n, (mu, lv) in codes.items()}
-            local = self._local(feats, b)
-            if cfg.schedule == "both":
-                swapped = {n: torch.roll(f, 1, 0) for n, f in feats.items()}  # another face's components
-                branches = {"paired": feats, "unpaired": swapped}
-            else:
-                branches = {"paired" if self.step % 2 == 0 else "unpaired": feats}
-            fakes = {k: self.G.fuse(self.G.generate(f, b.target_onehot, b.target_centres), b.target_image, b.removed)
-                     for k, f in branches.items()}
+            codes, local, fakes = self._generator(self._generate, b, gen)
 
         # Discriminators (Eq. 3): the real target with its mask against each branch's result.
         d_scale = 0.5 if cfg.losses == "paper" else 1.0
@@ -234,7 +234,8 @@ class GANTrainer:
         self.opt_d.step()
 
         # Generator (Eq. 9); feature matching compares with real features from D as it is now (after its step).
-        with autocast:
+        # D's gradients from this backward are never used: not averaged over ranks either.
+        with ddp.no_sync(self._discriminators["D"]), ddp.no_sync(self._discriminators.get("D2")), autocast:
             zero = local.new_zeros(())
             sigmoid = fm = glob = vgg = gp = zero
             for k, fake in fakes.items():
@@ -255,8 +256,8 @@ class GANTrainer:
                 kl = sum(kl_divergence(mu, lv) for mu, lv in codes.values() if lv is not None)
             total = (cfg.lambda_local * local + cfg.lambda_global * glob + cfg.lambda_vgg * vgg + cfg.lambda_gd * sigmoid
                      + cfg.lambda_fm * fm + cfg.lambda_gp * gp + cfg.lambda_kl * kl)
-        self.opt_g.zero_grad(set_to_none=True)
-        total.float().backward()
+            self.opt_g.zero_grad(set_to_none=True)
+            total.float().backward()
         self.opt_g.step()
         self.step += 1
         self.last = (b, fakes.get("paired", fakes.get("unpaired")).detach())  # the grid's source is the paired one's
@@ -265,11 +266,42 @@ class GANTrainer:
             values["global"] = glob
             if self.vgg is not None and cfg.lambda_vgg > 0:
                 values["vgg"] = vgg
-        # One host-device synchronisation per step, not one per loss.
-        return dict(zip(values, torch.stack([v.detach().float() for v in values.values()]).tolist()))
+        # One host-device synchronisation per step, not one per loss; with several processes, the whole batch's.
+        stacked = ddp.mean_over_ranks(torch.stack([v.detach().float() for v in values.values()]), self.world)
+        return dict(zip(values, stacked.tolist()))
+
+    def _generate(self, b: Batch, gen):
+        """The generator's part of a step, one call (DistributedDataParallel syncs what it computes): component
+        codes, L_local, and each branch's fused result."""
+        cfg = self.config
+        codes = self.G.encode(b.source_crops)
+        feats = {n: self._sample(mu, lv, gen) for n, (mu, lv) in codes.items()}
+        local = self._local(feats, b)
+        if cfg.schedule == "both":
+            swapped = {n: ddp.roll(f, 1, self.world) for n, f in feats.items()}  # another face's components
+            branches = {"paired": feats, "unpaired": swapped}
+        else:
+            branches = {"paired" if self.step % 2 == 0 else "unpaired": feats}
+        fakes = {k: self.G.fuse(self.G.generate(f, b.target_onehot, b.target_centres), b.target_image, b.removed)
+                 for k, f in branches.items()}
+        return codes, local, fakes
+
+    def _sample(self, mu, logvar, gen):
+        """A VAE code mu + eps·sigma with eps drawn for the whole step's batch, this rank's rows taken: the
+        noise of step k is the same at any world size."""
+        import torch
+
+        if logvar is None:
+            return mu
+        n, world = mu.shape[0], self.world
+        eps = torch.randn((n * world.size, *mu.shape[1:]), generator=gen, device=mu.device, dtype=mu.dtype)
+        return mu + eps[world.rank * n:(world.rank + 1) * n] * torch.exp(0.5 * logvar)
 
     def _disc(self, branch: str):
-        return self.D2 if branch == "unpaired" and self.D2 is not None else self.D
+        """The discriminator (as the step calls it) that judges `branch`."""
+        if branch == "unpaired" and "D2" in self._discriminators:
+            return self._discriminators["D2"]
+        return self._discriminators["D"]
 
     @staticmethod
     def _bce(outputs, real: bool):
@@ -334,10 +366,12 @@ class GANTrainer:
         logits = self.parser(x)
         if self.parser_size != size:
             logits = F.interpolate(logits, size=(size,) * 2, mode="bilinear", align_corners=False)
-        weight = None
-        if self.config.losses == "paper":
-            weight = _parsing_weights().to(logits.device)
-        return F.cross_entropy(logits.float(), masks.long(), weight=weight)
+        if self.config.losses != "paper":
+            return F.cross_entropy(logits.float(), masks.long())
+        # A weighted mean divides by the weights of the batch's pixels: over all ranks' rows (ddp.batch_mean).
+        weight = _parsing_weights().to(logits.device)
+        total = F.cross_entropy(logits.float(), masks.long(), weight=weight, reduction="sum")
+        return ddp.batch_mean(total, weight[masks.long()].sum(), self.world)
 
     def _perceptual(self, fake, b: Batch):
         """The authors' VGG19 term: L1 of relu1_1..relu5_1 (weights 1/4, 1/4, 1/4, 1/8, 1/8) per component
@@ -416,7 +450,7 @@ class GANTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.out / CHECKPOINT, step=self.step, models=self._models(),
                         optimizers={"G": self.opt_g, "D": self.opt_d}, config=self.config.to_dict(),
-                        extra={**self.parser_info, "data": data_description})
+                        extra={**self.parser_info, "data": data_description, "world_size": self.world.size})
         return export_generator(self.G, self.out / WEIGHTS, step=self.step, data=data_description,
                                 extra={**self.parser_info, **self.vgg_info, **run_state(self.step, target)})
 
@@ -432,6 +466,7 @@ class GANTrainer:
         meta = load_into(path, self._models(), {"G": self.opt_g, "D": self.opt_d},
                          check=lambda m: same_run(path, m, self.config.to_dict(), data_description))
         self.step = meta["step"]
+        self.resumed_world_size = meta["extra"].get("world_size", 1)
         return True
 
     def sample_grid(self):
@@ -515,24 +550,26 @@ def run_gan_training(trainer: GANTrainer, steps: int, *, data_description: str,
     """Train until `steps` total steps; `workers` data-loading processes (None: default_workers)."""
     from ..io import write_image
 
-    log = RunLog(trainer.out)
+    main = trainer.world.main  # with several processes, rank 0 alone writes logs, samples and checkpoints
+    log = RunLog(trainer.out, enabled=main)
     log.truncate_after(trainer.step)
     history = []
     cfg = trainer.config
     try:
-        for item in step_batches(trainer.batches, trainer.step, steps, trainer.device, workers):
-            losses = trainer.train_step(item)
-            history.append(losses)
-            log.scalars(trainer.step, {f"loss/{k}": v for k, v in losses.items()})
-            if on_step:
-                on_step(trainer.step, losses)
-            if trainer.step % cfg.image_every == 0 or trainer.step == steps:
-                grid = trainer.sample_grid()
-                log.images(trainer.step, "source|target mask|result", grid)
-                write_image(trainer.out / "samples" / f"step-{trainer.step:07d}.png",
-                            (grid.permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8))
-            if trainer.step % cfg.checkpoint_every == 0 or trainer.step == steps:
-                trainer.save(data_description, target=steps)
+        with ddp.stops_cleanly(trainer.world):
+            for item in step_batches(trainer.batches, trainer.step, steps, trainer.device, workers):
+                losses = trainer.train_step(item)
+                history.append(losses)
+                log.scalars(trainer.step, {f"loss/{k}": v for k, v in losses.items()})
+                if on_step:
+                    on_step(trainer.step, losses)
+                if main and (trainer.step % cfg.image_every == 0 or trainer.step == steps):
+                    grid = trainer.sample_grid()
+                    log.images(trainer.step, "source|target mask|result", grid)
+                    write_image(trainer.out / "samples" / f"step-{trainer.step:07d}.png",
+                                (grid.permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8))
+                if main and (trainer.step % cfg.checkpoint_every == 0 or trainer.step == steps):
+                    trainer.save(data_description, target=steps)
     finally:
         log.close()
     return history

@@ -33,10 +33,12 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
 
 
 def default_workers(device) -> int:
-    """Data-loading processes for `--workers auto`: none on CPU (the cores are training), else up to 8."""
+    """Data-loading processes for `--workers auto`: none on CPU (the cores are training), else up to 8, the
+    machine's cores shared between the training processes on it (LOCAL_WORLD_SIZE, as torchrun sets it)."""
     if device.type == "cpu":
         return 0
-    return max(1, min(8, (os.cpu_count() or 2) - 2))
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(8, ((os.cpu_count() or 2) - 2) // local))
 
 
 class _Steps:
@@ -90,12 +92,16 @@ class Warnings:
 
 
 class RunLog:
-    """Scalars to `metrics.jsonl` (always) and TensorBoard (when the tensorboard package is installed)."""
+    """Scalars to `metrics.jsonl` (always) and TensorBoard (when the tensorboard package is installed); with
+    enabled=False (ranks other than 0 of a multi-process run), nothing."""
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, enabled: bool = True):
         self.path = Path(out) / "metrics.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.enabled = enabled
         self._tb = None
+        if not enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -104,6 +110,8 @@ class RunLog:
             self._tb = None
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
         with self.path.open("a") as f:
             f.write(json.dumps({"step": step, **{k: round(float(v), 6) for k, v in values.items()}}) + "\n")
         if self._tb is not None:
@@ -121,7 +129,7 @@ class RunLog:
 
     def truncate_after(self, step: int) -> None:
         """On resume: drop lines logged after the checkpoint's step (they will be logged again)."""
-        if not self.path.is_file():
+        if not self.enabled or not self.path.is_file():
             return
         keep = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
         self.path.write_text("".join(line + "\n" for line in keep))

@@ -8,6 +8,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..distributed import ddp
 from ..errors import UsageError
 from .data import BatchMaker, Dataset, Sample, SampleSource, batch_tensors, stack_samples, to_training
 from .loop import RunLog, Warnings, pick_device, step_batches, step_rng
@@ -67,7 +68,8 @@ def label_frequencies(source: SampleSource, n: int, classes: int = 19, seed: int
 
 
 class ParserBatches(BatchMaker):
-    """The (CPU) batch of a training step, a function of the step alone."""
+    """The (CPU) batch of a training step, a function of the step alone; each sample's augmentation draws from
+    its own stream (seed, step, row), so a rank loads its rows alone."""
 
     def __init__(self, dataset: Dataset, size: int, batch: int, seed: int, augment: str = "none"):
         super().__init__(dataset, None, batch, seed)
@@ -77,7 +79,9 @@ class ParserBatches(BatchMaker):
         rng = step_rng(self.seed, step)
         idx = rng.integers(0, len(self.source.dataset), self.batch)
         flips = (rng.random(self.batch) < 0.5).tolist()
-        return stack_samples([self.sample(int(i), rng) for i in idx], flips), self.take_messages()
+        rows = range(self.batch)[self.rows]
+        samples = [self.sample(int(idx[j]), np.random.default_rng([self.seed, step, j])) for j in rows]
+        return stack_samples(samples, [flips[j] for j in rows]), self.take_messages()
 
     def sample(self, index: int, rng: np.random.Generator | None = None) -> Sample:
         """Sample `index` as a training window (the aligned framing without `rng` or augmentation)."""
@@ -103,8 +107,9 @@ class ParserTrainer:
         if config.size % 2 ** config.depth:
             raise UsageError(f"size {config.size} must be divisible by 2**depth = {2 ** config.depth}")
         self.config, self.out = config, Path(out)
-        self.device = pick_device(device)
+        self.world, self.device = ddp.join(pick_device(device))
         self.batches = ParserBatches(dataset, config.size, config.batch, config.seed, config.augment)
+        self.batches.rows = ddp.share(config.batch, self.world)
         self.warnings = Warnings(warn)
         torch.manual_seed(config.seed)
         self.net_config = UNetConfig(base=config.base, depth=config.depth)
@@ -112,6 +117,8 @@ class ParserTrainer:
         self.init = None
         if init is not None:  # fine-tuning: weights from an earlier run, a fresh optimiser
             self.init = self._load_init(Path(init))
+        self.model = ddp.sync_batchnorm(self.model, self.world, self.device)
+        self._forward = ddp.parallel(self.model, self.world, self.device)  # what the step calls
         self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=self.device.type == "cuda")
         counted = SampleSource(dataset, config.size, lambda m: self.warnings([m]))
         frequencies = label_frequencies(counted, 64, seed=config.seed)
@@ -121,18 +128,24 @@ class ParserTrainer:
 
     def train_step(self, item=None) -> float:
         """One step on `item` (from `self.batches(self.step)`, built here when None)."""
+        import torch
+
         (x, y), messages = item if item is not None else self.batches(self.step)
         self.warnings(messages)
         self.model.train()
         x, y = to_training(x, y, self.device)
         for group in self.opt.param_groups:
             group["lr"] = self.config.lr_at(self.step)
-        loss = self.loss_fn(self.model(x), y)
+        # The class-weighted mean divides by the weights of the batch's pixels: all ranks' (ddp.batch_mean).
+        total = torch.nn.functional.cross_entropy(self._forward(x), y, weight=self.loss_fn.weight,
+                                                  ignore_index=self.loss_fn.ignore_index, reduction="sum")
+        known = y[y != self.loss_fn.ignore_index]
+        loss = ddp.batch_mean(total, self.loss_fn.weight[known].sum(), self.world)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         self.step += 1
-        return float(loss.detach())
+        return float(ddp.mean_over_ranks(loss.detach(), self.world))
 
     def evaluate(self, dataset: Dataset, limit: int = 32) -> float:
         """Per-pixel accuracy of the current model on the first `limit` samples of `dataset` at the aligned
@@ -176,7 +189,8 @@ class ParserTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         cfg = asdict(self.config)
         save_checkpoint(self.out / CHECKPOINT, step=self.step, models={"parser": self.model},
-                        optimizers={"parser": self.opt}, config=cfg, extra={"data": data_description})
+                        optimizers={"parser": self.opt}, config=cfg,
+                        extra={"data": data_description, "world_size": self.world.size})
         return export_parser_weights(self.model, self.out / WEIGHTS, step=self.step, config=cfg,
                                      data=data_description, init=self.init, run=run_state(self.step, target))
 
@@ -191,6 +205,7 @@ class ParserTrainer:
         meta = load_into(path, {"parser": self.model}, {"parser": self.opt},
                          check=lambda m: same_run(path, m, asdict(self.config), data_description))
         self.step = meta["step"]
+        self.resumed_world_size = meta["extra"].get("world_size", 1)
         return True
 
 
@@ -217,18 +232,20 @@ def run_training(trainer: ParserTrainer, steps: int, *, data_description: str,
                  on_step: Callable[[int, float], None] | None = None, workers: int | None = None) -> list[float]:
     """Train until `steps` total steps, checkpointing every config.checkpoint_every and at the end; `workers`
     data-loading processes (None: loop.default_workers)."""
-    log = RunLog(trainer.out)
+    main = trainer.world.main  # with several processes, rank 0 alone writes logs and checkpoints
+    log = RunLog(trainer.out, enabled=main)
     log.truncate_after(trainer.step)
     losses = []
     try:
-        for item in step_batches(trainer.batches, trainer.step, steps, trainer.device, workers):
-            loss = trainer.train_step(item)
-            losses.append(loss)
-            log.scalars(trainer.step, {"loss/parser_ce": loss})
-            if on_step:
-                on_step(trainer.step, loss)
-            if trainer.step % trainer.config.checkpoint_every == 0 or trainer.step == steps:
-                trainer.save(data_description, target=steps)
+        with ddp.stops_cleanly(trainer.world):
+            for item in step_batches(trainer.batches, trainer.step, steps, trainer.device, workers):
+                loss = trainer.train_step(item)
+                losses.append(loss)
+                log.scalars(trainer.step, {"loss/parser_ce": loss})
+                if on_step:
+                    on_step(trainer.step, loss)
+                if main and (trainer.step % trainer.config.checkpoint_every == 0 or trainer.step == steps):
+                    trainer.save(data_description, target=steps)
     finally:
         log.close()
     return losses
