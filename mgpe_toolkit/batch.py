@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -224,6 +224,22 @@ def default_batch_size(runner) -> int:
     return 8 if runner is not None and runner.on_gpu else 1
 
 
+def split_finished(task: BatchTask, jobs: list, runner, overwrite: bool,
+                   finished: Callable[[Path], bool] = Path.exists) -> tuple[list[Outcome], list]:
+    """(Outcomes of the jobs whose outputs are `finished`, the jobs left to do), after checking the task and
+    that learned backends have a runner, before any work: how every engine starts a run."""
+    task.validate()
+    skipped, todo = [], []
+    for photo, out in jobs:
+        if not overwrite and finished(Path(out)):
+            skipped.append(Outcome(photo, "skipped", [out]))
+        else:
+            todo.append((photo, out))
+    if todo and task.backend != "classical" and runner is None:
+        raise UsageError(f"--backend {task.backend} needs learned weights or an export")
+    return skipped, todo
+
+
 def run_batch(task: BatchTask, jobs: list[tuple[Path, Path]], *, runner=None, workers: int = 1,
               batch_size: int | None = None, overwrite: bool = False) -> Iterator[Outcome]:
     """Yield one Outcome per job, in order of completion of each batch. `batch_size` None: default_batch_size."""
@@ -231,17 +247,10 @@ def run_batch(task: BatchTask, jobs: list[tuple[Path, Path]], *, runner=None, wo
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    task.validate()
-    todo = []
-    for photo, out in jobs:
-        if not overwrite and out.exists():
-            yield Outcome(photo, "skipped", [out])
-        else:
-            todo.append((photo, out))
+    skipped, todo = split_finished(task, jobs, runner, overwrite)
+    yield from skipped
     if not todo:
         return
-    if task.backend != "classical" and runner is None:
-        raise UsageError(f"--backend {task.backend} needs learned weights or an export")
     fn = _classical if task.backend == "classical" else _prepare
     batch_size = batch_size or default_batch_size(runner)
     owner = os.getpid()

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..batch import BatchTask, edit_classical, learned_faces, paste_learned, prepare_one, write_result
+from ..batch import (BatchTask, edit_classical, learned_faces, paste_learned, prepare_one, split_finished,
+                     write_result)
 from ..errors import InputError, OutputError, UsageError
 from ..types import Outcome
 
@@ -321,17 +322,10 @@ def run_ray_batch(task: BatchTask, jobs: list[tuple[str | Path, Path]], options:
     import ray
 
     opts = options or RayOptions()
-    task.validate()
-    todo = []
-    for photo, out in jobs:
-        if not overwrite and complete(out):
-            yield Outcome(photo, "skipped", [out])
-        else:
-            todo.append((photo, out))
+    skipped, todo = split_finished(task, jobs, runner, overwrite, finished=complete)
+    yield from skipped
     if not todo:
         return
-    if task.backend != "classical" and runner is None:
-        raise UsageError(f"--backend {task.backend} needs learned weights or an export")
     started = connect(opts.address)
     try:
         yield from _stream(task, todo, opts, runner, before_write)
