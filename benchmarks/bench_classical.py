@@ -96,25 +96,40 @@ def score(rendered, names: dict[str, set[str]]) -> dict[str, tuple[list[float], 
     return scores
 
 
+def save_rendered(path: Path, rendered: dict) -> None:
+    """The rendered results as arrays in an .npz, keyed EDIT|FACE|result, EDIT|FACE|target, EDIT|FACE|input."""
+    arrays = {f"{edit}|{name}|{part}": a for edit, faces_ in rendered.items() for name, trio in faces_.items()
+              for part, a in zip(("result", "target", "input"), trio)}
+    np.savez(path, **arrays)
+
+
+def load_rendered(path: Path) -> dict:
+    rendered = {e: {} for e in EDITS}
+    with np.load(path) as z:
+        for key in z.files:
+            edit, name, part = key.split("|")
+            if part == "result":
+                rendered[edit][name] = tuple(z[f"{edit}|{name}|{p}"] for p in ("result", "target", "input"))
+    return rendered
+
+
 def render_at(ref: str, helen: Path | None) -> dict:
     """The results of commit `ref`'s own code: a temporary worktree renders them in a subprocess."""
     import os
-    import pickle
     import subprocess
     import sys
     import tempfile
 
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
-        tree, dump = Path(tmp) / "tree", Path(tmp) / "rendered.pkl"
+        tree, dump = Path(tmp) / "tree", Path(tmp) / "rendered.npz"
         subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "--quiet", str(tree), ref], check=True)
         try:
             cmd = [sys.executable, str(Path(__file__).resolve()), "--render-to", str(dump)]
             cmd += [str(helen.resolve())] if helen is not None else []
             env = {**os.environ, "PYTHONPATH": str(tree)}
             subprocess.run(cmd, check=True, cwd=tree, env=env)
-            with open(dump, "rb") as f:
-                return pickle.load(f)
+            return load_rendered(dump)
         finally:
             subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
 
@@ -123,8 +138,6 @@ ISSUE_17_BASE = "099aecd90083a5c483476254c9f3bfca73ffaec6"  # the last commit be
 
 
 def main() -> None:
-    import pickle
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("helen", nargs="?", type=Path, help="helen-samples folder (images/ + labels/), optional")
     ap.add_argument("--against", default=ISSUE_17_BASE, help="the commit to compare with (default: before issue 17)")
@@ -133,8 +146,7 @@ def main() -> None:
     helen = args.helen if args.helen and (args.helen / "images").is_dir() else None
     data = faces(helen)
     if args.render_to:
-        with open(args.render_to, "wb") as f:
-            pickle.dump(render(data), f)
+        save_rendered(args.render_to, render(data))
         return
     old, new = render_at(args.against, helen), render(data)
     both = {e: set(old[e]) & set(new[e]) for e in EDITS}

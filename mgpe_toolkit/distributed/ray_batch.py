@@ -298,7 +298,8 @@ def connect(address: str | None) -> bool:
 
 def _clear_partials(outs: list[Path]) -> int:
     """Remove what workers killed mid-write left beside this run's outputs: the temporary files of atomic writes
-    (`.NAME.mgpePID.XXXX.tmp.png`). The run is over, so none of them is still being written by it. Returns how many."""
+    (`.NAME.mgpePID.<random>.tmp.png`). The run is over, so none of them is still being written by it. Returns
+    how many."""
     removed = 0
     for folder in {o.parent for o in outs}:
         if not folder.is_dir():

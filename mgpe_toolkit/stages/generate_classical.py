@@ -3,7 +3,9 @@
 * Geometry: skin and hair follow a similarity fitted to the eye and mouth centres (the head moves as a
   whole); eyes and mouth follow an axis-aligned scale + shift from their region moments (grow, shrink, move).
 * Growth: where a target region has no source pixel (hair->skin leaves a bare forehead), the component's own
-  colours are spread in by normalised convolution and given back a grain that matches the component's.
+  colours are spread in (push-pull) and given back a grain that matches the component's. In a swap, hair the
+  source's does not reach is the target's own (`PatchCode.under`), in the source's colours.
+* Edges: each component fades over the one painted before it (`soften`), so none has a cut outline.
 * Colour: a code carrying `colour_from` keeps its own pixels and takes that code's Lab distribution
   (quantile matching per channel: hair colour, lip colour).
 Limits: nothing here can invent structure the source lacks (teeth in a mouth that was closed, an ear hidden
@@ -82,8 +84,9 @@ def fill_from_known(image: np.ndarray, known: np.ndarray, unknown: np.ndarray, s
 def grain_like(image: np.ndarray, region: np.ndarray, seed: int = 0, *, robust: bool = True) -> np.ndarray:
     """(H, W, 3) float32 noise with the fine grain of `region`. Robust (skin, backdrop): grain in the light alone
     (colour grain reads as speckle), one field on all channels, scaled by the median absolute deviation of the
-    region's high frequencies in grey, so edges and text in a backdrop do not count as grain. Not robust (hair, whose strands and glints are its texture): each channel its own field, scaled by the
-    plain standard deviation."""
+    region's high frequencies in grey, so edges and text in a backdrop do not count as grain. Not robust (hair,
+    whose strands and glints are its texture): each channel its own field, scaled by the plain standard
+    deviation."""
     import cv2
 
     img = image.astype(np.float32)
