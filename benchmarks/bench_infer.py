@@ -37,7 +37,7 @@ def timed(fn, runs: int, sync=None) -> float:
 def torch_fn(model, inputs, dtype=None):
     import torch
 
-    from mgpe_toolkit.nets.framework import COMPONENT_NAMES
+    from mgpe_toolkit.nets.inputs import COMPONENT_NAMES
 
     def run():
         with torch.no_grad(), (torch.autocast("cuda", dtype=dtype) if dtype else torch.autocast("cpu", enabled=False)):

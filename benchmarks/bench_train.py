@@ -147,8 +147,8 @@ def cpu_figures(steps: int) -> None:
 
     from mgpe_toolkit.data.synthetic import synthetic_portrait
     from mgpe_toolkit.nets.config import PRESETS
-    from mgpe_toolkit.nets.framework import (MaskGuidedFramework, centres_of, component_crops, dilate_components,
-                                             foreground_region, input_spec, onehot)
+    from mgpe_toolkit.nets.framework import MaskGuidedFramework, onehot
+    from mgpe_toolkit.nets.inputs import centres_of, component_crops, dilate_components, foreground_region, input_spec
 
     tiny = replace(PRESETS["tiny"], lambda_gp=0.0)
     rate = run(tiny, steps, "cpu")

@@ -73,7 +73,8 @@ def reconstruct(trainer, heldout: Path, limit: int) -> tuple[list[np.ndarray], l
 
     from mgpe_toolkit.io import read_image, read_mask
     from mgpe_toolkit.metrics.reconstruction import reconstruction_scores
-    from mgpe_toolkit.nets.framework import centres_of, dilate_components, foreground_region, onehot
+    from mgpe_toolkit.nets.framework import onehot
+    from mgpe_toolkit.nets.inputs import centres_of, dilate_components, foreground_region
 
     G, cfg = trainer.G.eval(), trainer.config
     photos, results, scores = [], [], []

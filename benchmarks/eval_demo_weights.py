@@ -17,7 +17,8 @@ def main() -> None:
     import torch
 
     from mgpe_toolkit.metrics.reconstruction import psnr, ssim
-    from mgpe_toolkit.nets.framework import centres_of, component_crops, foreground_region, onehot
+    from mgpe_toolkit.nets.framework import onehot
+    from mgpe_toolkit.nets.inputs import centres_of, component_crops, foreground_region
     from mgpe_toolkit.stages.parse_unet import load_unet
     from mgpe_toolkit.train.data import SyntheticSet, batch_tensors
     from mgpe_toolkit.train.gan import load_generator

@@ -174,7 +174,7 @@ def learned_faces(runner, task: BatchTask, faces: list[PreparedFace], masks: lis
     import cv2
 
     from .labels import COMPONENTS
-    from .nets.framework import edit_inputs
+    from .nets.inputs import edit_inputs
     from .pipeline import keep_grey
 
     size = runner.resolution

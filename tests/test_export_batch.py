@@ -62,7 +62,7 @@ def test_fp16_export_stays_close(weights, tmp_path):
 def test_onnx_runner_matches_torch_runner_on_real_inputs(exported, weights):
     from mgpe_toolkit.data.synthetic import synthetic_portrait
     from mgpe_toolkit.export.runtime import OnnxRunner, TorchRunner
-    from mgpe_toolkit.nets.framework import edit_inputs
+    from mgpe_toolkit.nets.inputs import edit_inputs
 
     faces = [synthetic_portrait(i, 64) for i in range(4)]
     masks = [p.mask for p in faces]

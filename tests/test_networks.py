@@ -6,8 +6,8 @@ import torch
 from mgpe_toolkit.data.synthetic import synthetic_portrait
 from mgpe_toolkit.labels import COMPONENTS, crop_box
 from mgpe_toolkit.nets.config import PRESETS, load_config
-from mgpe_toolkit.nets.framework import (PLACED, MaskGuidedFramework, centres_of, component_crops,
-                                         foreground_region, onehot)
+from mgpe_toolkit.nets.framework import MaskGuidedFramework, onehot
+from mgpe_toolkit.nets.inputs import PLACED, centres_of, component_crops, foreground_region
 from mgpe_toolkit.nets.generator import place
 
 
@@ -111,3 +111,34 @@ def test_configs_scale_crops_and_reject_bad_values(tmp_path):
         load_config("tiny", colour=3)
     with pytest.raises(UsageError, match="multiple of 32"):
         load_config("tiny", resolution=100)
+
+
+def test_inputs_are_the_same_from_numpy_and_from_torch():
+    """The ONNX path builds the networks' inputs with numpy, training with torch tensors: same crops, same
+    regions; and the numpy path never imports torch (checked in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    from mgpe_toolkit.nets.inputs import component_region
+
+    samples = [synthetic_portrait(seed, 64) for seed in (1, 2)]
+    masks = np.stack([s.mask for s in samples])
+    images = np.stack([s.image for s in samples]).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+    centres = centres_of(masks)
+    for mouth in (False, True):
+        a = component_crops(images, masks, centres, masked_mouth=mouth, face=True)
+        b = component_crops(torch.from_numpy(images), torch.from_numpy(masks), centres, masked_mouth=mouth, face=True)
+        assert a.keys() == b.keys()
+        for name in a:
+            assert isinstance(a[name], np.ndarray) and a[name].shape == tuple(b[name].shape)
+            np.testing.assert_array_equal(a[name], b[name].numpy())
+        masked = a["mouth"] == 0
+        assert masked.mean() > (0.3 if mouth else -1) and a["hair"].any() and (a["hair"] == 0).any()
+    np.testing.assert_array_equal(foreground_region(masks), foreground_region(torch.from_numpy(masks)).numpy())
+    np.testing.assert_array_equal(component_region(masks, "hair"),
+                                  component_region(torch.from_numpy(masks), "hair").numpy())
+    code = ("import sys, numpy as np; from mgpe_toolkit.nets.inputs import edit_inputs; "
+            "m = np.zeros((64, 64), np.uint8); m[20:40, 20:40] = 1; "
+            "edit_inputs([np.zeros((64, 64, 3), np.uint8)], [m], [m], 64, masked_mouth=True, dilate=1.1); "
+            "print('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

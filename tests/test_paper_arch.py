@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from mgpe_toolkit.nets.config import PRESETS
-from mgpe_toolkit.nets.framework import MaskGuidedFramework, dilate_components
+from mgpe_toolkit.nets.framework import MaskGuidedFramework
+from mgpe_toolkit.nets.inputs import dilate_components
 from mgpe_toolkit.train.data import SyntheticSet
 from mgpe_toolkit.train.gan import GANTrainer, export_generator, load_generator
 from run_cli import mgpe
@@ -158,7 +159,8 @@ def test_feature_matching_reads_d_after_its_step(tmp_path):
 def test_ablations_and_round_trips(tmp_path):
     from mgpe_toolkit.data.synthetic import synthetic_portrait
     from mgpe_toolkit.export.onnx import export_onnx, parity
-    from mgpe_toolkit.nets.framework import centres_of, component_crops, foreground_region, onehot
+    from mgpe_toolkit.nets.framework import onehot
+    from mgpe_toolkit.nets.inputs import centres_of, component_crops, foreground_region
 
     p = synthetic_portrait(3, 256)
     x = torch.from_numpy(p.image).permute(2, 0, 1)[None].float() / 127.5 - 1

@@ -174,3 +174,38 @@ def test_lists_of_paths_and_uris_as_source(photos, tmp_path):
     (tmp_path / "empty.csv").write_text("path\n")
     with pytest.raises(UsageError, match="empty.csv: lists no photos"):
         plan_list(str(tmp_path / "empty.csv"), str(tmp_path / "e"))
+
+
+def test_actor_plan_shares_cpus_and_reserves_a_gpus_feeder():
+    """On CPUs a learned-stage actor reserves no core by default (its one thread shares the tasks' cores: a
+    reserved core idled while the actor waited for faces); with a GPU it reserves the task's share to feed it;
+    what the user asks for wins."""
+    from mgpe_toolkit.distributed.ray_batch import ACTOR_CPUS, actor_plan
+
+    assert ACTOR_CPUS == 0.0
+    assert actor_plan(RayOptions(), cpus=2, gpus=0) == (1, 0.0, 1)
+    assert actor_plan(RayOptions(), cpus=32, gpus=0) == (8, 0.0, 1)
+    assert actor_plan(RayOptions(cpus_per_actor=4), cpus=32, gpus=0) == (8, 4, 4)
+    assert actor_plan(RayOptions(gpus_per_actor=0.5, cpus_per_task=2), cpus=32, gpus=2) == (4, 2, 0)
+    assert actor_plan(RayOptions(gpus_per_actor=1, cpus_per_actor=0.5, actors=3), cpus=8, gpus=4) == (3, 0.5, 0)
+
+
+def test_warm_worker_loads_the_aligner_and_parser_once_per_process():
+    """What a worker does before its first photo: the task's pipeline cached and its models loaded, then used by
+    the photo's own task."""
+    import skimage.data
+
+    from mgpe_toolkit.batch import prepare_one
+    from mgpe_toolkit.distributed import ray_batch
+
+    task = BatchTask(kind="edit", ops=[OP], parser="mesh")
+    ray_batch._CACHE.clear()
+    assert ray_batch.warm_worker(task) == os.getpid()
+    pipe = ray_batch._pipeline(task)
+    assert len(ray_batch._CACHE) == 1 and "parse" in pipe._instances and "align" in pipe._instances
+    aligner = pipe.stage("align")
+    assert aligner._graphs, "the aligner's models were not loaded"
+    photo = skimage.data.astronaut()
+    face, target = prepare_one(task, ray_batch._pipeline(task), None, Path("astronaut.png"), load=lambda _: photo)
+    assert face.mask.labels.shape == target.shape
+    assert pipe.stage("align") is aligner and len(ray_batch._CACHE) == 1

@@ -143,7 +143,10 @@ def batch_cmd(
     address: Optional[str] = typer.Option(None, "--address", help="--engine ray: auto (the cluster this machine is "
                                           "in) or ray://HOST:PORT; default: a local Ray on this machine."),
     cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", min=0.1, help="--engine ray: CPUs each task "
-                                        "(and each learned-stage actor) asks for."),
+                                        "(and each learned-stage actor on a GPU) asks for."),
+    cpus_per_actor: Optional[float] = typer.Option(None, "--cpus-per-actor", min=0.0, help="--engine ray: CPUs "
+                                                   "each learned-stage actor reserves (default: none on CPUs, its one "
+                                                   "thread shares the tasks' cores; --cpus-per-task with a GPU)."),
     gpus_per_actor: float = typer.Option(0.0, "--gpus-per-actor", min=0.0, help="--engine ray: GPU share of each "
                                          "learned-stage actor (0: the learned stages run on CPUs)."),
 ):
@@ -205,7 +208,7 @@ def batch_cmd(
         runner = TorchRunner(weights)
     if engine == "ray":
         _batch_on_ray(task, jobs, runner, exports, weights, providers, batch_size, overwrite, not_images, out,
-                      address, cpus_per_task, gpus_per_actor)
+                      address, cpus_per_task, gpus_per_actor, cpus_per_actor)
         return
     workers = workers or min(os.cpu_count() or 1, len(jobs))
     batch_size = batch_size or default_batch_size(runner)
@@ -217,7 +220,7 @@ def batch_cmd(
 
 
 def _batch_on_ray(task, jobs, runner, exports, weights, providers, batch_size, overwrite, not_images, out, address,
-                  cpus_per_task, gpus_per_actor) -> None:
+                  cpus_per_task, gpus_per_actor, cpus_per_actor) -> None:
     """`mgpe batch --engine ray`: the run on Ray Data, the local engine's summary, then the throughput."""
     import time
 
@@ -227,7 +230,7 @@ def _batch_on_ray(task, jobs, runner, exports, weights, providers, batch_size, o
 
     spec = RunnerSpec(task.backend, exports=exports, weights=weights, providers=providers) if runner else None
     options = RayOptions(address=address, cpus_per_task=cpus_per_task, gpus_per_actor=gpus_per_actor,
-                         batch_size=batch_size)
+                         cpus_per_actor=cpus_per_actor, batch_size=batch_size)
     con = _console(stderr=True)
     con.print(f"batch {task.kind}: {len(jobs)} photos, backend "
               f"{runner.describe() + ' here, providers picked per actor' if runner else 'classical'}, Ray at "

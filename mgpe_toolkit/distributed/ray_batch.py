@@ -22,6 +22,12 @@ from ..types import Outcome
 
 LIST_SUFFIXES = (".txt", ".csv", ".parquet")
 ACTOR_MEMORY = 512 * 2**20  # bytes each learned-stage actor reserves
+# The CPUs a learned-stage actor on CPUs reserves unless told: none. Its one onnxruntime thread then shares the
+# cores with the tasks, as the local engine's workers share them. Reserving a core idled it while the actor waited
+# for faces: on 2 cores that left one core to the CPU stages (bench_ray.py, ONNX, Ray's later runs: 19-22% slower
+# than the local engine; with none, +3%). Heavy models get more actors from the pool (up to one per 4 CPUs) or a
+# reservation (--cpus-per-actor).
+ACTOR_CPUS = 0.0
 _PNG_END = b"IEND\xaeB`\x82"  # the last chunk of every whole PNG
 
 
@@ -45,7 +51,8 @@ class RayOptions:
     address: str | None = None
     cpus_per_task: float = 1.0
     gpus_per_actor: float = 0.0  # > 0: learned-stage actors ask for this share of a GPU each
-    cpus_per_actor: float | None = None  # None: cpus_per_task; less when the learned stages are light on a CPU
+    # None: with GPUs, cpus_per_task; on CPUs, 0: the actor's one thread shares the tasks' cores (see ACTOR_CPUS)
+    cpus_per_actor: float | None = None
     actors: int = 0  # most learned-stage actors (0: one per GPU share, or one per 4 CPUs)
     batch_size: int = 0  # faces per learned-stage call (0: 8 with GPUs, 1 on CPUs, as default_batch_size)
 
@@ -191,6 +198,22 @@ def _load(photo: str | Path):
             return read_image(tmp.name)
         except InputError as exc:
             raise InputError(photo, exc.problem) from None
+
+
+def warm_worker(task: BatchTask) -> int:
+    """Ready one worker process before photos reach it: Ray Data's modules imported, the aligner's and parser's
+    models loaded. Returns the process id. A stage that cannot load is left for the photos' own tasks to report,
+    file by file."""
+    import numpy as np
+    import ray.data  # noqa: F401  (what the run's tasks import first)
+
+    try:
+        pipe = _pipeline(task)
+        pipe.stage("parse")
+        pipe.align(np.zeros((64, 64, 3), np.uint8))
+    except Exception:
+        pass
+    return os.getpid()
 
 
 def _photo(row: dict):
@@ -341,8 +364,24 @@ def run_ray_batch(task: BatchTask, jobs: list[tuple[str | Path, Path]], options:
             ray.shutdown()
 
 
+def actor_plan(opts: RayOptions, cpus: float, gpus: float) -> tuple[int, float, int]:
+    """(most learned-stage actors, CPUs each reserves, onnxruntime threads each: 0 = its own choice, on a GPU) for
+    a cluster of `cpus` CPUs and `gpus` GPUs."""
+    on_gpu = opts.gpus_per_actor > 0
+    most = opts.actors or (max(1, int(gpus / opts.gpus_per_actor)) if on_gpu else max(1, int(cpus // 4)))
+    reserve = opts.cpus_per_actor if opts.cpus_per_actor is not None else (opts.cpus_per_task if on_gpu else ACTOR_CPUS)
+    return most, reserve, 0 if on_gpu else max(1, round(reserve))
+
+
 def _stream(task, todo, opts: RayOptions, runner: RunnerSpec | None, before_write) -> Iterator[Outcome]:
     import ray
+
+    # Workers start and load their models while this process imports Ray Data and plans the run (measured: the
+    # first task began 3 s after the start without this). Fire and forget: the tasks end by themselves.
+    slots = int(ray.cluster_resources().get("CPU", 1) // opts.cpus_per_task)
+    for _ in range(max(1, min(len(todo), slots))):
+        ray.remote(warm_worker).options(num_cpus=opts.cpus_per_task).remote(task)
+
     import ray.data
     from ray.exceptions import RayError
 
@@ -365,12 +404,10 @@ def _stream(task, todo, opts: RayOptions, runner: RunnerSpec | None, before_writ
         on_gpu = opts.gpus_per_actor > 0
         if on_gpu and not gpus:
             raise UsageError(f"--gpus-per-actor {opts.gpus_per_actor}: the Ray cluster has no GPUs")
-        most = opts.actors or (max(1, int(gpus / opts.gpus_per_actor)) if on_gpu else max(1, int(cpus // 4)))
+        most, actor_cpus, threads = actor_plan(opts, cpus, gpus)
         batch = opts.batch_size or (8 if on_gpu else 1)
-        actor_cpus = opts.cpus_per_task if opts.cpus_per_actor is None else opts.cpus_per_actor
-        threads = max(1, round(actor_cpus))  # onnxruntime's threads: the cores the actor reserved
         ds = ds.map_batches(LearnedStages, fn_constructor_kwargs={"spec": runner, "task": task, "source": source,
-                                                                  "threads": 0 if on_gpu else threads},
+                                                                  "threads": threads},
                             batch_size=batch, batch_format="numpy", zero_copy_batch=False,
                             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=most),
                             num_gpus=opts.gpus_per_actor or None,

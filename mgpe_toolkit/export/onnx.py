@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import UsageError
 from ..io import atomic_path, write_json
 from ..labels import COMPONENTS
-from ..nets.framework import COMPONENT_NAMES, FULL, PLACED, input_spec
+from ..nets.inputs import COMPONENT_NAMES, FULL, PLACED, input_spec
 from ..weights import file_digest
 
 DEFAULT_OPSET = 17

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..nets.framework import COMPONENT_NAMES, edit_inputs
+from ..nets.inputs import COMPONENT_NAMES, edit_inputs
 
 QUANTIZED_OPS = ("Conv",)
 CALIBRATION_CHUNK = 8  # samples per calibration run (onnxruntime keeps min/max over all of them)

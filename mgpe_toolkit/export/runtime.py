@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, UsageError
-from ..nets.framework import COMPONENT_NAMES
+from ..nets.inputs import COMPONENT_NAMES
 from ..weights import file_digest
 
 
@@ -64,7 +64,7 @@ class OnnxRunner:
             raise InputError(path, "not an mgpe ONNX manifest")
         self.resolution = int(self.manifest["resolution"])
         from ..nets.config import GANConfig
-        from ..nets.framework import input_spec
+        from ..nets.inputs import input_spec
 
         self.spec = input_spec(GANConfig.from_dict(self.manifest.get("config") or {"resolution": self.resolution}))
         self.fp16 = self.manifest["precision"] == "fp16"
@@ -125,7 +125,7 @@ class TorchRunner:
         self.device = pick_device(device)
         self.net = load_generator(weights, str(self.device))
         self.resolution = self.net.config.resolution
-        from ..nets.framework import input_spec
+        from ..nets.inputs import input_spec
 
         self.spec = input_spec(self.net.config)
 

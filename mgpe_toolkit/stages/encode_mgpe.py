@@ -17,9 +17,9 @@ class LearnedEncoder:
     def encode(self, image: np.ndarray, mask: FaceMask) -> ComponentCodes:
         import torch
 
-        from ..nets.framework import centres_of, component_crops
+        from ..nets.inputs import centres_of, component_crops
 
-        from ..nets.framework import dilate_components, input_spec
+        from ..nets.inputs import dilate_components, input_spec
 
         res = self.net.config.resolution
         spec = input_spec(self.net.config)

@@ -18,7 +18,7 @@ class LearnedFuser:
              background_mask: FaceMask | None = None) -> np.ndarray:
         import torch
 
-        from ..nets.framework import foreground_region
+        from ..nets.inputs import foreground_region
 
         res = self.net.config.resolution
         m = torch.from_numpy(fw.mask_at(target.labels, res))[None].to(self.device)

@@ -17,9 +17,8 @@ class LearnedGenerator:
     def generate(self, codes: ComponentCodes, target: FaceMask) -> np.ndarray:
         import torch
 
-        from ..nets.framework import centres_of, onehot
-
-        from ..nets.framework import dilate_components
+        from ..nets.framework import onehot
+        from ..nets.inputs import centres_of, dilate_components
 
         res = self.net.config.resolution
         labels = dilate_components(fw.mask_at(target.labels, res), self.net.config.dilate)

@@ -60,7 +60,7 @@ class GANBatches(BatchMaker):
     def __call__(self, step: int) -> tuple[StepData, list[str]]:
         import torch
 
-        from ..nets.framework import centres_of, dilate_components
+        from ..nets.inputs import centres_of, dilate_components
 
         paired = step % 2 == 0 or self.paired_only
         rng = step_rng(self.seed, step)
@@ -166,7 +166,7 @@ class GANTrainer:
     def crops(self, images, masks, centres):
         """The encoders' inputs as this config takes them (masked mouth for the paper arch, the whole face for
         the embedding=global ablation)."""
-        from ..nets.framework import component_crops
+        from ..nets.inputs import component_crops
 
         cfg = self.config
         return component_crops(images, masks, centres, masked_mouth=cfg.arch == "paper",
@@ -177,7 +177,8 @@ class GANTrainer:
         loader); reports its warnings."""
         import torch
 
-        from ..nets.framework import foreground_region, onehot
+        from ..nets.framework import onehot
+        from ..nets.inputs import foreground_region
 
         data, messages = item
         self.warnings(messages)
@@ -316,7 +317,7 @@ class GANTrainer:
         skin, hair and mouth masked by the component first (the weight, 5000, is lambda_local)."""
         import torch.nn.functional as F
 
-        from ..nets.framework import component_region
+        from ..nets.inputs import component_region
 
         if self.config.losses == "lean":
             return sum(0.5 * F.mse_loss(self.G.decoders[n](f), b.source_crops[n]) for n, f in feats.items())
@@ -336,7 +337,7 @@ class GANTrainer:
         mouth with the image's weight, skin and hair half of it) (the weight, 40, is lambda_global)."""
         import torch.nn.functional as F
 
-        from ..nets.framework import COMPONENT_NAMES, component_region
+        from ..nets.inputs import COMPONENT_NAMES, component_region
 
         if self.config.losses == "lean":
             return 0.5 * F.mse_loss(fake, b.source_image)
@@ -379,7 +380,7 @@ class GANTrainer:
         import torch
         import torch.nn.functional as F
 
-        from ..nets.framework import COMPONENT_NAMES, component_region
+        from ..nets.inputs import COMPONENT_NAMES, component_region
         from ..nets.vgg import LAYER_WEIGHTS, to_vgg_input
 
         total = 0
@@ -415,7 +416,8 @@ class GANTrainer:
         import torch
         import torch.nn.functional as F
 
-        from ..nets.framework import centres_of, dilate_components, foreground_region, onehot
+        from ..nets.framework import onehot
+        from ..nets.inputs import centres_of, dilate_components, foreground_region
 
         source = SampleSource(dataset, self.config.resolution)
         self.G.eval()
