@@ -209,3 +209,14 @@ def test_warm_worker_loads_the_aligner_and_parser_once_per_process():
     face, target = prepare_one(task, ray_batch._pipeline(task), None, Path("astronaut.png"), load=lambda _: photo)
     assert face.mask.labels.shape == target.shape
     assert pipe.stage("align") is aligner and len(ray_batch._CACHE) == 1
+
+
+def test_ray_client_addresses_are_refused_in_one_line(photos, tmp_path):
+    """Ray Data does not run through Ray Client: `--address ray://...` fails before any work with a one-line
+    error that says what to do instead, and writes nothing."""
+    r = mgpe("batch", str(photos), str(tmp_path / "out"), "-m", OP, "--engine", "ray",
+             "--address", "ray://127.0.0.1:10001")
+    assert r.returncode == 2, r.stderr
+    error = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "Ray Client" in error[0] and "--address auto" in error[0]
+    assert "Traceback" not in r.stderr and not list(tmp_path.rglob("*.png"))

@@ -141,7 +141,8 @@ def batch_cmd(
     engine: str = typer.Option("local", "--engine", help="local (worker processes) or ray (a Ray cluster through "
                                "Ray Data; needs the `cluster` extra)."),
     address: Optional[str] = typer.Option(None, "--address", help="--engine ray: auto (the cluster this machine is "
-                                          "in) or ray://HOST:PORT; default: a local Ray on this machine."),
+                                          "a node of) or the head's HOST:PORT; default: a local Ray on this "
+                                          "machine. Not ray:// (Ray Client cannot run Ray Data)."),
     cpus_per_task: float = typer.Option(1.0, "--cpus-per-task", min=0.1, help="--engine ray: CPUs each task "
                                         "(and each learned-stage actor on a GPU) asks for."),
     cpus_per_actor: Optional[float] = typer.Option(None, "--cpus-per-actor", min=0.0, help="--engine ray: CPUs "

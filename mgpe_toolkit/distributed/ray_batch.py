@@ -46,7 +46,8 @@ class RayRunLost(OutputError):
 @dataclass
 class RayOptions:
     """Where and how the Ray engine runs. `address` None starts a local Ray (or joins one already started in this
-    process); "auto" joins the cluster this machine is part of; "ray://HOST:PORT" goes through Ray Client."""
+    process); "auto" (or the head's HOST:PORT) joins the cluster this machine is part of. Not Ray Client
+    (ray://): Ray Data does not run through it."""
 
     address: str | None = None
     cpus_per_task: float = 1.0
@@ -306,6 +307,10 @@ def connect(address: str | None) -> bool:
     one-line UsageError when it cannot. True when this call connected (the caller then calls ray.shutdown)."""
     import ray
 
+    if address and address.startswith("ray://"):
+        # Ray Data's executor needs a driver on a node of the cluster (ray-project/ray#48682).
+        raise UsageError(f"--address {address}: Ray Data does not run through Ray Client; run mgpe batch on a node "
+                         f"of the cluster with --address auto, or submit it there as a Ray job (ray job submit)")
     if ray.is_initialized():
         return False
     try:
