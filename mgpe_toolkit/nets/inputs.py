@@ -107,7 +107,10 @@ def component_crops(images, masks, centres: np.ndarray, *, masked_mouth: bool = 
     """The five inputs of the local embedding: fixed windows for eyes and mouth (the mouth's masked to its labels
     with `masked_mouth`, as the paper arch takes it), masked full images for skin/hair. (N, 3, S, S) images and
     (N, S, S) masks, numpy or torch."""
-    stack = __import__("torch").stack if _is_torch(images) else np.stack
+    if _is_torch(images):
+        from torch import stack
+    else:
+        stack = np.stack
     n, _, s, _ = images.shape
     crops = {}
     for k, name in enumerate(PLACED):
