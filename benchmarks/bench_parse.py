@@ -1,14 +1,16 @@
 """Per-pixel accuracy and per-class IoU of a parser plugin on a labelled folder of aligned faces.
 
-Usage: python benchmarks/bench_parse.py DIR [--parser unet|mesh] [--labels helen|canonical|bisenet] [--no-merge]
-                                           [--json out.json] [--speed]
+Usage: python benchmarks/bench_parse.py DIR [--parser hybrid|unet|mesh] [--labels helen|canonical|bisenet] [--no-merge]
+                                           [--json out.json] [--speed] [--precision fp32] [--no-mirror] [--no-refine]
        python benchmarks/bench_parse.py DIR --labels lfw-hair --coords original [--split heldout|train|all]
        python benchmarks/bench_parse.py --speed
+       python benchmarks/bench_parse.py --steps
 DIR holds images/NAME.* and labels/NAME.png (or masks/NAME.png). With Helen labels the prediction is
 converted to Helen's 11 classes and the lips (upper, lower, inner mouth) are merged, as in our README.
 lfw-hair: hair IoU in the photos' own coordinates against images/ + hair/, on the held-out people (the split
 `mgpe train parser` leaves out). --speed: ms per aligned face for the parser alone, and `mgpe parse` faces/s
-end to end on 512² photos.
+end to end on 512² photos. --precision/--no-mirror/--no-refine: the U-Net's inference steps, one by one
+(`UNetParser`'s options); --steps: what each costs, side by side.
 Examples: python benchmarks/bench_parse.py ../shared/data/helen-samples --labels helen --speed
           python benchmarks/bench_parse.py ../shared/data/lfw-hair --labels lfw-hair --coords original
 """
@@ -116,6 +118,44 @@ def speed(pipe, photos: int = 24) -> dict:
             "end_to_end_faces_per_s": photos / wall}
 
 
+STEPS = {  # what each inference step of the U-Net parser costs, cumulatively
+    "unet, one fp32 pass": ("unet", {"precision": "fp32", "mirror": False, "refine": False}),
+    "unet, one int8 pass": ("unet", {"mirror": False, "refine": False}),
+    "unet, int8 + mirror": ("unet", {"refine": False}),
+    "unet, int8 + mirror + hair refined (unet's default)": ("unet", {}),
+    "hybrid (the default parser)": ("hybrid", {}),
+}
+
+
+def steps(rounds: int = 5, repeats: int = 10) -> None:
+    """Median ms per aligned face of each STEPS variant on the demo photos' faces, the variants taking turns
+    round by round (the machine's drift hits all alike)."""
+    import cv2
+    import numpy as np
+
+    from mgpe_toolkit import Pipeline
+    from mgpe_toolkit.demo import demo_photos
+
+    pipes = {k: Pipeline(parse=parser, options={"parse": opt}) for k, (parser, opt) in STEPS.items()}
+    first = next(iter(pipes.values()))
+    faces = [first.align(cv2.resize(p, (512, 512), interpolation=cv2.INTER_AREA))[0].image
+             for p in demo_photos().values()]
+    ms: dict[str, list[float]] = {k: [] for k in pipes}
+    for _ in range(rounds):
+        for k, pipe in pipes.items():
+            for f in faces:  # warm
+                pipe.parse(f)
+            times = []
+            for _ in range(repeats):
+                for f in faces:
+                    t = time.perf_counter()
+                    pipe.parse(f)
+                    times.append(time.perf_counter() - t)
+            ms[k].append(1000 * float(np.median(times)))
+    for k, v in ms.items():
+        print(f"{k}: {np.median(v):.1f} ms per aligned face (rounds {min(v):.1f}-{max(v):.1f})")
+
+
 def main() -> None:
     from rich.console import Console
     from rich.table import Table
@@ -136,12 +176,22 @@ def main() -> None:
     ap.add_argument("--speed", action="store_true", help="print the parser's speed (no folder needed)")
     ap.add_argument("--no-merge", action="store_true", help="keep upper lip, lower lip and inner mouth apart")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--precision", choices=("int8", "fp32"), help="unet/hybrid: the graph onnxruntime runs")
+    ap.add_argument("--no-mirror", action="store_true", help="unet/hybrid: one pass, without the mirror image")
+    ap.add_argument("--no-refine", action="store_true", help="unet/hybrid: the hair as the network draws it")
+    ap.add_argument("--steps", action="store_true",
+                    help="ms per aligned face of each inference step of the U-Net, side by side (5 rounds)")
     args = ap.parse_args()
+    if args.steps:
+        steps()
+        return
 
-    pipe = Pipeline(parse=args.parser)
+    options = {k: v for k, v in (("precision", args.precision), ("mirror", False if args.no_mirror else None),
+                                 ("refine", False if args.no_refine else None)) if v is not None}
+    pipe = Pipeline(parse=args.parser, options={"parse": options})
     con = Console()
     name = pipe.implementation_name("parse")
-    report = {}
+    report = {"options": options} if options else {}
     if args.speed:
         report["speed"] = figures = speed(pipe)
         con.print(f"parser {name}: {figures['parser_ms_per_aligned_face']:.1f} ms per aligned 256² face; "
@@ -176,8 +226,8 @@ def main() -> None:
     per = Table(title=f"parser {pipe.implementation_name('parse')} on {args.folder}")
     for col in ("image", "size", "accuracy", "hair IoU"):
         per.add_column(col, justify="right")
-    for name, size, acc, hair in rows:
-        per.add_row(name, str(size), f"{acc:.3f}", f"{hair:.3f}")
+    for image_name, size, acc, hair in rows:
+        per.add_row(image_name, str(size), f"{acc:.3f}", f"{hair:.3f}")
     con.print(per)
     iou = total.iou()
     summary = Table(title="all images (pixels pooled)")
@@ -185,8 +235,8 @@ def main() -> None:
     summary.add_column("value", justify="right")
     summary.add_row("per-pixel accuracy", f"{total.accuracy:.4f}")
     summary.add_row("mean IoU", f"{total.mean_iou():.4f}")
-    for name, value in iou.items():
-        summary.add_row(f"IoU {name}", f"{value:.3f}")
+    for label, value in iou.items():
+        summary.add_row(f"IoU {label}", f"{value:.3f}")
     summary.add_row("ms / image", f"{1000 * seconds / len(rows):.0f}")
     con.print(summary)
     _write(args.json, {

@@ -191,8 +191,12 @@ def gpu_figures(steps: int, batch: int, compile: bool, variants: bool = False) -
     print(f"{name}: {run(paper, steps, 'cuda', workers=0):.2f} it/s with data built in the training process")
     print(f"{name}: {run(paper, steps, 'cuda', fixed=True):.2f} it/s compute alone (batches reused)")
     if compile:
-        print(f"{name}: {run(paper, steps, 'cuda', fixed=True, compile=True):.2f} it/s compute alone, "
-              "networks compiled (--compile)")
+        for what, option in (("networks compiled (--compile)", {"compile": True}),
+                             ("CUDA graphs (--graphs)", {"graphs": True})):
+            try:
+                print(f"{name}: {run(paper, steps, 'cuda', fixed=True, **option):.2f} it/s compute alone, {what}")
+            except Exception as exc:  # one variant failing must not cost the figures after it
+                print(f"{name}: {what} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     if variants:
         for amp in (True, False):
             for cl in (True, False):
@@ -208,7 +212,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--gpu-batch", type=int, default=8)
-    ap.add_argument("--compile", action="store_true", help="also time the compiled networks on the GPU")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time the compiled networks on the GPU, without and with CUDA graphs")
     ap.add_argument("--gpu-only", action="store_true", help="skip the CPU and FLOP figures")
     ap.add_argument("--variants", action="store_true",
                     help="also time bf16/fp32 x channels-last/NCHW on the GPU and print a kernel profile")

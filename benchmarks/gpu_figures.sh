@@ -5,7 +5,7 @@
 #  2. lean and paper at batch 8 and 32 (bench_train.py --grid): it/s of the compute alone, GPU busy fraction
 #     from the profiler, peak memory, and it/s with data as `mgpe train` builds it, in the benchmark's loop and
 #     in run_gan_training (logs, samples, checkpoints);
-#  3. with COMPILE=1, the compiled networks (--compile) beside eager;
+#  3. the compiled networks (--compile) and CUDA graphs (--graphs) beside eager, unless SKIP_COMPILE=1;
 #  4. inference speed (torch fp32/bf16 on CUDA; onnxruntime CUDA when onnxruntime-gpu is installed), unless
 #     SKIP_INFER=1.
 # Usage: bash benchmarks/gpu_figures.sh   (needs a CUDA GPU; mediapipe is not needed)
@@ -41,7 +41,7 @@ print(f"mgpe train lean batch 8 (CLI): {long} steps in {t_long:.1f} s, 100 in {t
       f"startup and warm-up {t_short - 100 / rate:.1f} s")
 PY
 $py benchmarks/bench_train.py --grid --configs lean paper --gpu-batches 8 32 --steps ${GRID_STEPS:-20}
-if [ -n "${COMPILE:-}" ]; then
+if [ -z "${SKIP_COMPILE:-}" ]; then
   $py benchmarks/bench_train.py --steps 40 --gpu-batch 8 --gpu-only --compile
 fi
 [ -n "${SKIP_INFER:-}" ] || $py benchmarks/bench_infer.py --config lean --batches 1 16 --runs 10 --rounds 1 --no-compile

@@ -3,7 +3,7 @@
 Usage: python docs/make_pictures.py [--out docs] [--helen ../shared/data/helen-samples [--helen-out FILE]]
 Writes demo-grid.png (the grid of `mgpe demo`), edit.png, swap.png, transfer.png and synth.png (labelled
 before/after sheets, classical stages), and prints the synth masks' agreement with the target mask
-(per-pixel accuracy over face and hair, judged by the default `unet` parser and by `mesh`). With --helen, a
+(per-pixel accuracy over face and hair, judged by the default parser and by `mesh`). With --helen, a
 second grid of the same edits on the Helen samples goes to --helen-out (default runs/helen-edits.png, outside
 the repository's tracked files: that data is not ours to publish).
 """
@@ -59,7 +59,7 @@ def main() -> None:
     target = astro.mask.labels
     results = pipe.synth(target, [astro, grace])
     cells = [("target mask", colorize(target))]
-    judges = {"unet": pipe, "mesh": Pipeline(parse="mesh")}
+    judges = {pipe.implementation_name("parse"): pipe, "mesh": Pipeline(parse="mesh")}
     for name, r in zip(("astronaut", "grace_hopper"), results):
         for judge, jp in judges.items():
             parsed = jp.parse(r.aligned).labels

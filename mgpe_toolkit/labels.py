@@ -137,13 +137,14 @@ FORMAT_SIDES: dict[str, str] = {
     "celebamask": "the subject's left/right (larger/smaller x in the image)",
     "bisenet": "the subject's left/right (larger/smaller x in the image), as in CelebAMask-HQ",
 }
-_SWAP_SIDES = _lut({i: i for i in range(NUM_CLASSES)}
+# value -> the same class on the other side (l_eye <-> r_eye ...), every other value itself.
+SWAP_SIDES = _lut({i: i for i in range(NUM_CLASSES)}
                    | {LABEL_INDEX[a]: LABEL_INDEX[b] for pair in SIDE_PAIRS for a, b in (pair, pair[::-1])})
-_TO_FORMAT = {"canonical": _lut({i: i for i in range(NUM_CLASSES)}), "celebamask": _SWAP_SIDES,
-              "bisenet": _TO_BISENET[_SWAP_SIDES]}
+_TO_FORMAT = {"canonical": _lut({i: i for i in range(NUM_CLASSES)}), "celebamask": SWAP_SIDES,
+              "bisenet": _TO_BISENET[SWAP_SIDES]}
 # The swap is its own inverse; 255 (not a label) stays 255 through both tables.
-_FROM_FORMAT = {"canonical": _TO_FORMAT["canonical"], "celebamask": _SWAP_SIDES,
-                "bisenet": _SWAP_SIDES[_FROM_BISENET]}
+_FROM_FORMAT = {"canonical": _TO_FORMAT["canonical"], "celebamask": SWAP_SIDES,
+                "bisenet": SWAP_SIDES[_FROM_BISENET]}
 
 
 def _format_table(tables: dict[str, np.ndarray], fmt: str) -> np.ndarray:

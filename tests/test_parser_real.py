@@ -30,9 +30,9 @@ def test_the_shipped_weights_are_the_default(pipe):
     from mgpe_toolkit.io import read_json
     from mgpe_toolkit.stages.parse_unet import shipped_weights
 
-    assert pipe.implementation_name("parse") == "unet"
+    assert pipe.implementation_name("parse") == "hybrid"
     parser = pipe.stage("parse")
-    assert parser.path.resolve() == shipped_weights().resolve()
+    assert parser.path.resolve() == parser.unet.path.resolve() == shipped_weights().resolve()
     card = read_json(shipped_weights().with_suffix(".json"))
     assert card["steps"] > 1000 and "lfw-hair" in card["data"] and card["metrics"]["helen"]["accuracy"] > 0.9
 
@@ -63,15 +63,32 @@ def test_masks_of_real_photos_have_a_face_layout(faces, pipe, name):
     assert (m[int(nose_y), 80] == L["skin"]) and (m[int(nose_y), 176] == L["skin"])
 
 
-def test_a_mirrored_face_gives_the_mirrored_mask_with_sides_swapped(faces, pipe):
+@pytest.mark.parametrize("parser, agree, overlap", [("hybrid", 0.97, 0.45), ("unet", 0.999, 0.95)])
+def test_a_mirrored_face_gives_the_mirrored_mask_with_sides_swapped(faces, parser, agree, overlap):
+    # The U-Net averages each face with its mirror image, so there it holds to the pixel. The face mesh is not
+    # mirror-symmetric: hybrid's brows (about 340 pixels each, 3 or 4 high) move by a pixel or two.
+    pipe = Pipeline(parse=parser)
     img = faces["astronaut"]
     m = pipe.parse(img).labels
     flipped = pipe.parse(np.ascontiguousarray(img[:, ::-1])).labels
     _, back = flip_sample(img, flipped)  # mirror it back, l_/r_ swapped
-    assert (back == m).mean() > 0.97
+    assert (back == m).mean() > agree
     for name in ("l_eye", "r_eye", "l_brow", "r_brow", "hair"):
         a, b = m == L[name], back == L[name]
-        assert (a & b).sum() / (a | b).sum() > 0.6, name
+        assert (a & b).sum() / (a | b).sum() > (0.95 if name == "hair" else overlap), name
+
+
+def test_without_mirroring_the_mask_is_not_symmetric_by_construction(faces):
+    from mgpe_toolkit.stages.parse_unet import UNetParser
+
+    img = faces["grace_hopper"]
+    plain, mirrored = UNetParser(mirror=False), UNetParser()
+    a, b = plain.logits(img), plain.logits(np.ascontiguousarray(img[:, ::-1]))
+    averaged = mirrored.logits(img)
+    assert np.abs(a - averaged).max() > 1e-2  # the mirror pass changes the logits ...
+    l_eye, r_eye = L["l_eye"], L["r_eye"]
+    # ... by its own logits, mirrored back with the sides swapped
+    assert np.abs(averaged[l_eye] - 0.5 * (a[l_eye] + b[r_eye][:, ::-1])).max() < 1e-4
 
 
 def test_grey_photos_keep_hair_and_clothes_are_never_hat(faces, pipe):
@@ -91,19 +108,22 @@ def test_onnxruntime_and_torch_agree(faces):
 
     from mgpe_toolkit.stages.parse_unet import UNetParser, load_unet, shipped_weights
 
-    parser = UNetParser()
     model, size = load_unet(shipped_weights())
     img = faces["grace_hopper"]
-    ours = parser.logits(img)
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 127.5 - 1
     with torch.no_grad():
         ref = model(x)[0].numpy()
+    ours = UNetParser(precision="fp32", mirror=False).logits(img)
     assert ours.shape == ref.shape == (19, size, size)
     assert np.abs(ours - ref).max() < 1e-3
     assert (ours.argmax(0) == ref.argmax(0)).mean() > 0.999
+    # int8 (the default graph) picks the same label almost everywhere
+    int8 = UNetParser(mirror=False).logits(img)
+    assert 0 < np.abs(int8 - ref).mean() < 0.2
+    assert (int8.argmax(0) == ref.argmax(0)).mean() > 0.98
 
 
-def test_the_onnx_graph_is_cached_by_the_weights_hash(tmp_path, monkeypatch):
+def test_the_onnx_graphs_are_cached_by_the_weights_hash(tmp_path, monkeypatch):
     from mgpe_toolkit.stages.parse_unet import onnx_graph, shipped_weights
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -111,6 +131,27 @@ def test_the_onnx_graph_is_cached_by_the_weights_hash(tmp_path, monkeypatch):
     cached = list((tmp_path / "mgpe").glob("parser-unet-*.onnx"))
     assert len(cached) == 1 and cached[0].read_bytes() == graph and size == 256
     assert onnx_graph(shipped_weights()) == (graph, size)
+    int8, _ = onnx_graph(shipped_weights(), "int8")
+    assert {p.name for p in (tmp_path / "mgpe").glob("parser-unet-*.onnx")} == {cached[0].name,
+                                                                                cached[0].stem + "-int8.onnx"}
+    assert len(int8) < 0.5 * len(graph)  # int8 weights
+    assert onnx_graph(shipped_weights(), "int8") == (int8, 256)
+    with pytest.raises(Exception, match="precision 'fp16'"):
+        onnx_graph(shipped_weights(), "fp16")
+
+
+def test_once_cached_parsing_imports_no_torch(faces):
+    import subprocess
+    import sys
+
+    from mgpe_toolkit.stages.parse_unet import onnx_graph, shipped_weights
+
+    onnx_graph(shipped_weights(), "int8")  # the cache this process shares with the child
+    code = ("import sys; import numpy as np; from mgpe_toolkit import Pipeline; p = Pipeline(); "
+            "m = p.parse(np.full((256, 256, 3), 128, np.uint8)).labels; "
+            "print(p.implementation_name('parse'), m.shape, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[-2] == "hybrid (256, 256) False", out.stdout
 
 
 def test_a_folder_with_corrupt_grey_and_16_bit_photos(tmp_path, astronaut):
@@ -133,6 +174,26 @@ def test_a_folder_with_corrupt_grey_and_16_bit_photos(tmp_path, astronaut):
         assert ((m == L["hair"]) & hair).sum() > 0.8 * hair.sum(), name
 
 
+def test_the_hair_boundary_follows_the_photo_edge():
+    from mgpe_toolkit.stages.parse_unet import refine_hair
+
+    img = np.full((256, 256, 3), 210, np.uint8)
+    img[:, :128] = 40  # dark hair left of x = 128, a bright backdrop right of it
+    x = np.arange(256)
+    logits = np.full((19, 256, 256), -10, np.float32)
+    logits[L["hair"]] = ((131 - x) / 4.0)[None, :]  # the network's hair ends 3 pixels into the backdrop ...
+    logits[L["cloth"], :, 100:] = 0  # ... where cloth is next best
+    logits[L["l_eye"], 100:110, 110:140] = 20  # a small part is left alone
+    before, out = logits.argmax(0), refine_hair(img, logits)
+    assert (before[:90, :132] == L["hair"]).all() and (before[:90, 132:] == L["cloth"]).all()
+    ends = [np.nonzero(row == L["hair"])[0].max() for row in out[:90]]
+    assert set(ends) <= {127, 128, 129} and (out[:90, :128] == L["hair"]).all()  # at the edge, give or take 1
+    assert (out[:90, 130:] == L["cloth"]).all()  # hair no more: its next best label
+    assert (out[100:110, 110:140] == L["l_eye"]).all()
+    flat = np.full_like(img, 120)  # no edge to follow: the network's labels stay
+    assert (refine_hair(flat, logits) == before).mean() > 0.99
+
+
 def test_other_people_are_background():
     from mgpe_toolkit.stages.parse_unet import one_face
 
@@ -150,7 +211,7 @@ def test_other_people_are_background():
 
 
 def test_held_out_hair_on_photos_in_the_wild(tmp_path):
-    """A guard below the measured figure (README: 0.741 on all 235 held-out photos, `bench_parse.py`)."""
+    """A guard below the measured figure (README: 0.750 on all 235 held-out photos, `bench_parse.py`)."""
     if not (LFW / "hair").is_dir():
         pytest.skip(f"lfw-hair not found at {LFW}")
     import subprocess
@@ -165,13 +226,16 @@ def test_held_out_hair_on_photos_in_the_wild(tmp_path):
 
 
 def test_accuracy_on_helen_samples(helen_dir, pipe):
-    """A guard below the measured figures (README: accuracy 0.931, hair IoU 0.836, lips merged)."""
+    """Guards below the measured figures (README, lips merged: the default `hybrid` 0.940, hair IoU 0.854, eyes
+    0.84 / 0.81; `unet` 0.936, eyes 0.71 / 0.68)."""
     from mask_checks import helen_confusion
 
     total = helen_confusion(pipe, helen_dir)
     iou = total.iou()
-    assert total.accuracy >= 0.925, total.accuracy
-    assert iou["hair"] >= 0.82 and iou["skin"] > 0.87, iou
+    assert total.accuracy >= 0.935, total.accuracy
+    assert iou["hair"] >= 0.845 and iou["skin"] > 0.89 and min(iou["l_eye"], iou["r_eye"]) > 0.79, iou
+    unet = helen_confusion(Pipeline(parse="unet"), helen_dir)
+    assert 0.93 <= unet.accuracy < total.accuracy, unet.accuracy
 
 
 def test_an_export_of_trained_weights_carries_the_default_parser(tmp_path):

@@ -65,6 +65,17 @@ def test_compile_reaches_every_network_the_step_calls(tmp_path):
                                                           device="cpu").G.state_dict())
 
 
+def test_cuda_graphs_are_refused_where_they_cannot_run(tmp_path):
+    from mgpe_toolkit.errors import UsageError
+
+    with pytest.raises(UsageError, match="one process on a CUDA GPU, not device cpu"):
+        GANTrainer(SyntheticSet(4, 64), tmp_path, PRESETS["tiny"], parser_weights=None, device="cpu", graphs=True)
+    proc = mgpe("train", "--config", "tiny", "--data", "synthetic:4", "--out", tmp_path / "run", "--steps", "1",
+                "--set", "lambda_gp=0", "--graphs", "--nproc", "2", "--device", "cpu")
+    assert proc.returncode == 2 and "--graphs (CUDA graphs) runs on one GPU" in proc.stderr, proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_is_exact(tmp_path, parser64):
     cfg = PRESETS["tiny"]
     from dataclasses import replace

@@ -91,7 +91,8 @@ def parse_cmd(
                                     "or original (aligned inputs with a sidecar: mapped back to the photo)."),
     size: int = typer.Option(256, "--size", min=32, max=4096, help="Aligned size used for photos."),
     parser: Optional[str] = typer.Option(None, "--parser", help="Parse implementation (see `mgpe plugins`)."),
-    weights: Optional[str] = typer.Option(None, "--parser-weights", help="Weights file for a learned parser (unet)."),
+    weights: Optional[str] = typer.Option(None, "--parser-weights",
+                                          help="Weights file of the learned parser's network (hybrid, unet)."),
     aligner: Optional[str] = typer.Option(None, "--aligner", help="Align implementation, for photos."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo inputs whose outputs exist."),
 ):
@@ -435,6 +436,10 @@ def main() -> None:
         app()
     except MgpeError as exc:
         _console(stderr=True).print(styled("error:", "bold red", str(exc)), soft_wrap=True)
+        if "torch.distributed" in sys.modules and sys.modules["torch.distributed"].is_initialized():
+            from ..distributed.ddp import exit_now
+
+            exit_now(exc.exit_code)  # a rank of a run: see exit_now
         sys.exit(exc.exit_code)
 
 

@@ -95,6 +95,8 @@ def train_main(
                                                           "and its card says so."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:N."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile every network the training step runs."),
+    graphs: bool = typer.Option(False, "--graphs", help="--compile with CUDA graphs (mode reduce-overhead): fewer "
+                                                        "kernel launches; one CUDA GPU."),
     workers: Optional[int] = _workers_option(),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.safetensors."),
     gpus: int = _gpus_option(),
@@ -123,12 +125,14 @@ def train_main(
                  "FILE (train one with `mgpe train parser`) or --set lambda_gp=0")
         parser_weights = str(found)
         con.print(f"parsing loss: the default parser {parser_weights}")
+    if graphs and max(gpus, nproc) > 1:
+        fail("--graphs (CUDA graphs) runs on one GPU: leave it out with --gpus/--nproc, or use --compile")
     dataset = open_dataset(data, masks, labels, cfg.resolution)
     if _launched(gpus, nproc, device, out_dir / CHECKPOINT, cfg.batch):
         _record_command(out_dir / (Path(WEIGHTS).stem + ".json"), skip=2)
         return
     trainer = GANTrainer(dataset, out_dir, cfg, parser_weights=parser_weights, device=device, compile=compile_,
-                         warn=lambda m: con.print(styled("warning:", "yellow", m)))
+                         graphs=graphs, warn=lambda m: con.print(styled("warning:", "yellow", m)))
     if cfg.lambda_vgg > 0:
         said = trainer.use_perceptual(perceptual_weights)
         con.print(styled("perceptual loss:", "yellow" if trainer.vgg is None else "", said))

@@ -4,6 +4,7 @@ need (a roll over the whole batch, means whose denominators differ between ranks
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +64,24 @@ def join(device: torch.device) -> tuple[World, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        sys.excepthook = _exit_after(sys.excepthook)
     return world, device
+
+
+def exit_now(code: int) -> None:
+    """End a rank of a run without Python's teardown: a process group's destructor, met while a peer still
+    waits in a collective, can abort (signal 6) and hide why the rank stopped."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _exit_after(hook):
+    """sys.excepthook for a rank: the traceback as usual, then exit_now(1)."""
+    def report(kind, value, tb):
+        hook(kind, value, tb)
+        exit_now(1)
+    return report
 
 
 def share(batch: int, world: World) -> slice:

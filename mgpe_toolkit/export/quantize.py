@@ -94,12 +94,7 @@ def quantize_graphs(graphs: dict[str, Path], out: dict[str, Path], batches: list
     """Quantize each fp32 graph in `graphs` (name -> file) to `out[name]`, calibrated on `batches`; the parser
     (when present) on `parser_images`, (N, 3, s, s) float32 in [-1, 1] at its own resolution.
     Returns how many convolutions of each graph stayed fp32 (none without `keep_full_resolution`)."""
-    import onnx
     import onnxruntime as ort
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from ..io import atomic_path
 
     sessions = {n: ort.InferenceSession(str(graphs[n]), providers=["CPUExecutionProvider"])
                 for n in ("encoders", "generator", "fuser")}
@@ -109,6 +104,19 @@ def quantize_graphs(graphs: dict[str, Path], out: dict[str, Path], batches: list
             feeds[name].append(feed)
     if "parser" in graphs:
         feeds["parser"] = [{"image": x} for x in parser_images or []]
+    sizes = {name: (parser_images if name == "parser" else [b.target for b in batches])[0].shape[-1] for name in graphs}
+    return {name: quantize_graph(src, out[name], feeds[name], sizes[name] if keep_full_resolution else None)
+            for name, src in graphs.items()}
+
+
+def quantize_graph(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], keep_size: int | None = None) -> int:
+    """Quantize one fp32 graph file to `dst` (written atomically), calibrated on `feeds`; convolutions whose
+    output is `keep_size` wide stay fp32. Returns how many stayed."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from ..io import atomic_path
 
     class Reader(CalibrationDataReader):
         def __init__(self, items):
@@ -117,20 +125,16 @@ def quantize_graphs(graphs: dict[str, Path], out: dict[str, Path], batches: list
         def get_next(self):
             return next(self.items, None)
 
-    kept = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, src in graphs.items():
-            pre = Path(tmp) / f"{name}.pre.onnx"
-            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-            size = (parser_images if name == "parser" else [b.target for b in batches])[0].shape[-1]
-            keep = full_resolution_convs(pre, size) if keep_full_resolution else []
-            kept[name] = len(keep)
-            with atomic_path(out[name]) as dst:
-                quantize_static(str(pre), str(dst), Reader(feeds[name]), quant_format=QuantFormat.QDQ,
-                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                                op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_exclude=keep)
-                onnx.checker.check_model(onnx.load(str(dst)), full_check=True)
-    return kept
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        keep = full_resolution_convs(pre, keep_size) if keep_size else []
+        with atomic_path(dst) as out:
+            quantize_static(str(pre), str(out), Reader(feeds), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                            op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_exclude=keep)
+            onnx.checker.check_model(onnx.load(str(out)), full_check=True)
+    return len(keep)
 
 
 @dataclass

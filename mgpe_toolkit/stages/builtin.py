@@ -22,10 +22,12 @@ def register_stages(register):
              description="face-mesh polygons + selfie segmentation + GrabCut hair; no weights",
              check=lambda: _module_check("mediapipe"))
     register("parse", "unet", parse_unet.UNetParser,
-             description="the paper's U-Net parser P_F through onnxruntime; real-photo weights ship in models/parser-real",
+             description="the paper's U-Net parser P_F (int8, mirror-averaged) through onnxruntime; real-photo "
+                         "weights ship in models/parser-real",
              check=parse_unet.weights_problem)
     register("parse", "hybrid", parse_hybrid.HybridParser,
-             description="the U-Net's hair, skin, neck, clothes and backdrop + the face mesh's small parts",
+             description="the default: the U-Net's hair, skin, neck, clothes and backdrop + the face mesh's "
+                         "small parts",
              check=lambda: parse_unet.weights_problem() or _module_check("mediapipe"))
     register("encode", "classical", encode_classical.ClassicalEncoder,
              description="component pixels, regions and Lab statistics; no weights")

@@ -1,8 +1,10 @@
 """Parser `hybrid`: the learned parser's hair, skin, ears, neck, clothes and backdrop, with the face mesh's
 polygons for the small parts (brows, eyes, nose, lips, inner mouth), which the mesh places to a pixel.
 
-It costs the U-Net plus one face-mesh pass. Where the U-Net sees hair over a brow (a fringe) or over the face,
-hair stays; where the mesh finds no face, the U-Net's mask is returned as it is.
+The default parser (Helen samples: accuracy 0.940, eyes 0.84 / 0.81 against the U-Net's 0.71 / 0.68). It costs the
+U-Net plus one face-mesh pass (no selfie model), run in a thread beside the U-Net: on 2 cores about what the U-Net
+alone costs. Where the U-Net sees hair over a brow (a fringe) or over the face, hair stays; where the mesh finds no
+face, the U-Net's mask is returned as it is.
 """
 from __future__ import annotations
 
@@ -21,18 +23,26 @@ PARTS = tuple(LABEL_INDEX[n] for n in ("nose", "l_eye", "r_eye", "l_brow", "r_br
 class HybridParser:
     name = "hybrid"
 
-    def __init__(self, weights: str | Path | None = None, device: str = "cpu"):
+    def __init__(self, weights: str | Path | None = None, device: str = "cpu", **unet_options):
+        """unet_options go to the U-Net (`UNetParser`: threads, precision, mirror, refine)."""
         from .parse_mesh import MeshParser
 
-        self.unet = UNetParser(weights, device)
+        self.unet = UNetParser(weights, device, **unet_options)
+        self.path = self.unet.path
         self.mesh = MeshParser()
+        self._beside = None  # one thread: the mesh runs there while onnxruntime runs the U-Net
 
     def parse(self, image: np.ndarray) -> FaceMask:
+        from concurrent.futures import ThreadPoolExecutor
+
         from .parse_mesh import _face_width, _parts
 
+        if self._beside is None:
+            self._beside = ThreadPoolExecutor(1, thread_name_prefix="mgpe-mesh")
+        seen = self._beside.submit(self.mesh.observe, image, False)
         labels = self.unet.parse(image).labels
         try:
-            mesh = self.mesh.observe(image).mesh
+            mesh = seen.result().mesh
         except NoFaceError:
             return FaceMask(labels=labels, parser=self.name)
         out = labels.copy()
@@ -43,4 +53,7 @@ class HybridParser:
         return FaceMask(labels=out, parser=self.name)
 
     def close(self) -> None:
+        if self._beside is not None:
+            self._beside.shutdown()
+            self._beside = None
         self.mesh.close()

@@ -46,7 +46,7 @@ class MeshObservation:
     """What the mediapipe models see in one aligned image."""
 
     mesh: np.ndarray  # (478, 2) float pixels
-    person: np.ndarray  # (H, W) float32 in 0..1, selfie segmentation
+    person: np.ndarray | None  # (H, W) float32 in 0..1, selfie segmentation (None when not asked for)
 
 
 def _fill(shape: tuple[int, int], points: np.ndarray, *, hull: bool = False) -> np.ndarray:
@@ -123,8 +123,9 @@ class MeshParser(MediapipeGraphs):
                 self._selfie = selfie_segmentation.SelfieSegmentation(model_selection=0)
             self._graphs = [self._mesh, self._selfie]
 
-    def observe(self, image: np.ndarray) -> MeshObservation:
-        """Run the mediapipe models on an aligned RGB image; raises NoFaceError when the mesh finds no face."""
+    def observe(self, image: np.ndarray, person: bool = True) -> MeshObservation:
+        """Run the mediapipe models on an aligned RGB image (the selfie model only for `person`); raises
+        NoFaceError when the mesh finds no face."""
         self._load()
         image = np.ascontiguousarray(image[..., :3])
         h, w = image.shape[:2]
@@ -139,12 +140,12 @@ class MeshParser(MediapipeGraphs):
                 scale = (w + 2 * pad, h + 2 * pad)
             else:
                 offset, scale = 0, (w, h)
-            person = self._selfie.process(image).segmentation_mask
-        if not res.multi_face_landmarks:
-            raise NoFaceError("no face found by the face mesh")
+            if not res.multi_face_landmarks:
+                raise NoFaceError("no face found by the face mesh")
+            seen = np.asarray(self._selfie.process(image).segmentation_mask, np.float32) if person else None
         lm = res.multi_face_landmarks[0].landmark
         mesh = np.array([(p.x * scale[0] - offset, p.y * scale[1] - offset) for p in lm], dtype=np.float64)
-        return MeshObservation(mesh=mesh, person=np.asarray(person, np.float32))
+        return MeshObservation(mesh=mesh, person=seen)
 
     def parse(self, image: np.ndarray) -> FaceMask:
         return FaceMask(labels=self.labels_from(image, self.observe(image)), parser=self.name)

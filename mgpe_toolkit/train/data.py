@@ -12,7 +12,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from ..errors import InputError, UsageError
-from ..labels import LABEL_INDEX, SIDE_PAIRS, from_bisenet, from_helen
+from ..labels import LABEL_INDEX, SWAP_SIDES, from_bisenet, from_helen
 
 LABEL_FORMATS = ("canonical", "helen", "bisenet")
 
@@ -121,14 +121,9 @@ def open_dataset(data: str, masks: str | None = None, labels: str = "canonical",
     raise UsageError(f"{option} {data}: expected images/ and masks/ (or labels/) inside, or give --masks DIR")
 
 
-_SWAP = np.arange(256, dtype=np.uint8)
-for _a, _b in SIDE_PAIRS:
-    _SWAP[LABEL_INDEX[_a]], _SWAP[LABEL_INDEX[_b]] = LABEL_INDEX[_b], LABEL_INDEX[_a]
-
-
 def flip_sample(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mirror an image and its mask; l_/r_ labels swap so they still name the image side."""
-    return np.ascontiguousarray(image[:, ::-1]), _SWAP[mask[:, ::-1]]
+    return np.ascontiguousarray(image[:, ::-1]), SWAP_SIDES[mask[:, ::-1]]
 
 
 class SampleSource:

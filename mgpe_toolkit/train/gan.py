@@ -89,8 +89,9 @@ class GANBatches(BatchMaker):
 class GANTrainer:
     def __init__(self, dataset: Dataset, out: str | Path, config: GANConfig, *, parser_weights: str | Path | None,
                  device: str = "auto", compile: bool = False, warn: Callable[[str], None] | None = None,
-                 amp: bool | None = None, channels_last: bool | None = None):
-        """amp (bf16 autocast) and channels_last default to True on CUDA, False elsewhere."""
+                 amp: bool | None = None, channels_last: bool | None = None, graphs: bool = False):
+        """amp (bf16 autocast) and channels_last default to True on CUDA, False elsewhere. graphs: compile the
+        networks with CUDA graphs (torch.compile mode reduce-overhead), one CUDA process only."""
         import torch
 
         from ..nets.discriminator import MultiScaleDiscriminator
@@ -98,6 +99,11 @@ class GANTrainer:
 
         self.config, self.out = config, Path(out)
         self.world, self.device = ddp.join(pick_device(device))
+        if graphs and (self.device.type != "cuda" or self.world.active):
+            where = f"{self.world.size} processes" if self.world.active else f"device {self.device}"
+            raise UsageError(f"--graphs (CUDA graphs) needs one process on a CUDA GPU, not {where}: leave it out, "
+                             "or use --compile")
+        self.graphs = graphs
         self.batches = GANBatches(dataset, config.resolution, config.batch, config.seed)
         self.rows = self.batches.rows = ddp.share(config.batch, self.world)
         self.batches.paired_only = config.schedule == "both"
@@ -149,13 +155,14 @@ class GANTrainer:
                 self.D2 = self.D2.to(memory_format=torch.channels_last)
         if cuda:
             torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution once
-        if compile:  # in place (state_dict keys unchanged), each network the training step calls
+        if compile or graphs:  # in place (state_dict keys unchanged), each network the training step calls
+            mode = "reduce-overhead" if graphs else None
             for module in self.G.children():
                 for m in (module.values() if isinstance(module, torch.nn.ModuleDict) else [module]):
-                    m.compile(dynamic=False)
+                    m.compile(dynamic=False, mode=mode)
             for d in (self.D, self.D2):
                 if d is not None:
-                    d.compile(dynamic=False)
+                    d.compile(dynamic=False, mode=mode)
         # What a step calls: the networks themselves, or under DistributedDataParallel with several processes.
         self._generator = ddp.parallel(self.G, self.world, self.device, closure=True)
         self._discriminators = {k: ddp.parallel(d, self.world, self.device) for k, d in self._models().items()
@@ -213,6 +220,8 @@ class GANTrainer:
         for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
             group["lr"] = self.lr_at(self.step)
         b = self.receive(item if item is not None else self.batches(self.step))
+        if self.graphs:  # the graphs' outputs of the last step may be overwritten from here on
+            torch.compiler.cudagraph_mark_step_begin()
         gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 1_000_003 + self.step)
         self.G.train()
         self.D.train()
@@ -261,7 +270,8 @@ class GANTrainer:
             total.float().backward()
         self.opt_g.step()
         self.step += 1
-        self.last = (b, fakes.get("paired", fakes.get("unpaired")).detach())  # the grid's source is the paired one's
+        shown = fakes.get("paired", fakes.get("unpaired")).detach()  # the grid's source is the paired one's
+        self.last = (b, shown.clone() if self.graphs else shown)  # a graph's output lives until its next replay
         values = dict(local=local, sigmoid=sigmoid, fm=fm, gp=gp, kl=kl, total=total, d=loss_d)
         if "paired" in fakes:
             values["global"] = glob
@@ -425,6 +435,8 @@ class GANTrainer:
         k = min(limit, len(dataset))
         with torch.no_grad():
             for i in range(k):
+                if self.graphs:
+                    torch.compiler.cudagraph_mark_step_begin()
                 x, m = batch_tensors([source.get(i)], [False])
                 m = torch.from_numpy(dilate_components(m.numpy(), self.config.dilate))
                 x, m = x.to(self.device), m.to(self.device)
