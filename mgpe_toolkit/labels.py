@@ -137,7 +137,8 @@ FORMAT_SIDES: dict[str, str] = {
     "celebamask": "the subject's left/right (larger/smaller x in the image)",
     "bisenet": "the subject's left/right (larger/smaller x in the image), as in CelebAMask-HQ",
 }
-# value -> the same class on the other side (l_eye <-> r_eye ...), every other value itself.
+# class -> the same class on the other side (l_eye <-> r_eye ...), every other class itself; any other value
+# (255 = not a label) -> 255.
 SWAP_SIDES = _lut({i: i for i in range(NUM_CLASSES)}
                    | {LABEL_INDEX[a]: LABEL_INDEX[b] for pair in SIDE_PAIRS for a, b in (pair, pair[::-1])})
 _TO_FORMAT = {"canonical": _lut({i: i for i in range(NUM_CLASSES)}), "celebamask": SWAP_SIDES,

@@ -78,7 +78,7 @@ def test_a_mirrored_face_gives_the_mirrored_mask_with_sides_swapped(faces, parse
         assert (a & b).sum() / (a | b).sum() > (0.95 if name == "hair" else overlap), name
 
 
-def test_without_mirroring_the_mask_is_not_symmetric_by_construction(faces):
+def test_the_mirror_pass_averages_the_logits_with_sides_swapped(faces):
     from mgpe_toolkit.stages.parse_unet import UNetParser
 
     img = faces["grace_hopper"]

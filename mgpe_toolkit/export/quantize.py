@@ -104,7 +104,8 @@ def quantize_graphs(graphs: dict[str, Path], out: dict[str, Path], batches: list
             feeds[name].append(feed)
     if "parser" in graphs:
         feeds["parser"] = [{"image": x} for x in parser_images or []]
-    sizes = {name: (parser_images if name == "parser" else [b.target for b in batches])[0].shape[-1] for name in graphs}
+    sizes = {name: (parser_images if name == "parser" else [b.target for b in batches])[0].shape[-1]
+             for name in graphs}
     return {name: quantize_graph(src, out[name], feeds[name], sizes[name] if keep_full_resolution else None)
             for name, src in graphs.items()}
 
