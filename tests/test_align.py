@@ -30,6 +30,44 @@ def test_mediapipe_aligns_the_astronaut_onto_the_template(astronaut):
     assert np.abs(eyes - template()[:2]).max() < 4
 
 
+def test_a_small_face_beside_the_largest_does_not_take_its_place(astronaut, grace_hopper):
+    """The mesh on the crop about the largest face also sees a small neighbour; it used to settle on the
+    neighbour, so the photo was aligned to the wrong person."""
+    import cv2
+
+    from mgpe_toolkit import Pipeline
+
+    pipe = Pipeline()
+    photo = np.ascontiguousarray(astronaut)
+    small = cv2.resize(grace_hopper, None, fx=0.3 * 512 / grace_hopper.shape[1], fy=0.3 * 512 / grace_hopper.shape[1])
+    box = pipe.stage("align").detect(small)[0][0]
+    x0, y0 = (np.array([300, 200]) - (box[:2] + box[2:]) / 2).astype(int)
+    photo[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small[:512 - y0, :512 - x0]
+    alone = pipe.align(astronaut)[0].alignment.landmarks
+    both = pipe.align(photo, all_faces=True)
+    assert len(both) == 2
+    face = pipe.align(photo)[0].alignment.landmarks
+    assert np.abs(face - alone).max() < 3  # the astronaut, not Grace Hopper beside her
+    assert np.abs(both[0].alignment.landmarks - alone).max() < 3
+
+
+def test_nearest_mesh_picks_the_face_whose_eyes_are_nearest():
+    from types import SimpleNamespace
+
+    from mgpe_toolkit.stages.align_mediapipe import IRIS_CENTRES, nearest_mesh
+
+    def face(x, y):
+        pts = [SimpleNamespace(x=0.0, y=0.0) for _ in range(478)]
+        for i in IRIS_CENTRES:
+            pts[i] = SimpleNamespace(x=x, y=y)
+        return SimpleNamespace(landmark=pts)
+
+    result = SimpleNamespace(multi_face_landmarks=[face(0.9, 0.9), face(0.5, 0.45), face(0.1, 0.5)])
+    mesh = nearest_mesh(result, (200, 100), np.array([100.0, 47.0]))
+    assert np.allclose(mesh[IRIS_CENTRES[0]], [100, 45])
+    assert nearest_mesh(SimpleNamespace(multi_face_landmarks=None), (200, 100), np.zeros(2)) is None
+
+
 def test_mediapipe_finds_no_face_in_a_blank_wall():
     from mgpe_toolkit import Pipeline
 

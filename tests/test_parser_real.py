@@ -210,6 +210,25 @@ def test_other_people_are_background():
     assert (out[:, 205:] == 0).all()
 
 
+def test_a_face_touching_this_one_is_dropped_with_its_hair():
+    from mgpe_toolkit.stages.parse_unet import one_face
+
+    m = np.zeros((256, 256), np.uint8)
+    m[90:200, 70:160] = L["skin"]  # this face (nose at the template's) ...
+    m[140:165, 105:125] = L["nose"]
+    m[40:90, 60:170] = L["hair"]
+    m[100:180, 160:256] = L["skin"]  # ... and a neighbour's, one skin region with it
+    m[130:150, 220:235] = L["nose"]
+    m[50:100, 170:250] = L["hair"]  # their hair touches this face's hair
+    out = one_face(m)
+    assert (out[:, :160] == m[:, :160]).all()
+    assert (out[100:180, 185:] == 0).all() and (out[50:100, 190:] == 0).all()
+    split = m.copy()  # one nose in two pieces side by side is still one face
+    split[130:150, 220:235] = L["skin"]
+    split[150:152, 105:125] = L["skin"]
+    assert (one_face(split) == split).all()
+
+
 def test_held_out_hair_on_photos_in_the_wild(tmp_path):
     """A guard below the measured figure (README: 0.750 on all 235 held-out photos, `bench_parse.py`)."""
     if not (LFW / "hair").is_dir():

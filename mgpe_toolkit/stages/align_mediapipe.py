@@ -31,6 +31,9 @@ CONFIRM_SCORE = 0.68  # a face found only in a tile needs this on both crops of 
 IRIS_CENTRES = (468, 473)
 NOSE_TIP = 1
 MOUTH_CORNERS = (61, 291)
+# Faces the mesh may return per image: a crop about one face can show a neighbour too, and with one face the
+# mesh may settle on the neighbour; with several, `nearest_mesh` picks the one meant.
+MESH_FACES = 3
 
 
 def five_points_from_mesh(mesh: np.ndarray) -> np.ndarray:
@@ -89,6 +92,16 @@ def same_face(a: np.ndarray, b: np.ndarray) -> bool:
     return inter > 0.3 * (wa * (a[3] - a[1]) + wb * (b[3] - b[1]) - inter)
 
 
+def nearest_mesh(result, size: tuple[float, float], target: np.ndarray) -> np.ndarray | None:
+    """The (478, 2) mesh, in pixels of an image of `size` (w, h), whose eye midpoint lies nearest `target`
+    (x, y), among the faces of a face-mesh result; None when it found none."""
+    meshes = [np.array([(p.x * size[0], p.y * size[1]) for p in face.landmark], dtype=np.float64)
+              for face in result.multi_face_landmarks or []]
+    if not meshes:
+        return None
+    return min(meshes, key=lambda m: float(np.linalg.norm(m[list(IRIS_CENTRES)].mean(0) - target)))
+
+
 def same_eyes(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two (5, 2) landmark sets are one face (the mesh of a crowded crop can settle on a neighbour):
     eye midpoints closer than half the smaller eye distance."""
@@ -128,7 +141,7 @@ class MediapipeGraphs:
     def refined_mesh():
         from mediapipe.python.solutions import face_mesh
 
-        return face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+        return face_mesh.FaceMesh(static_image_mode=True, max_num_faces=MESH_FACES, refine_landmarks=True,
                                   min_detection_confidence=0.3)
 
     def close(self) -> None:
@@ -226,15 +239,18 @@ class MediapipeAligner(MediapipeGraphs):
         return np.ascontiguousarray(crop), f, np.array([x0, y0])
 
     def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
-        """(5, 2) landmarks of the face in box, from the mesh on a crop around it; None if the mesh fails."""
+        """(5, 2) landmarks of the face in box, from the mesh on a crop around it; None if the mesh fails or
+        finds no face with its eyes in the box (only a neighbour's)."""
         crop, f, origin = self._crop(image, box)
         with quiet_native_stderr():
             res = self._mesh.process(crop)
-        if not res.multi_face_landmarks:
+        centre = ((box[:2] + box[2:]) / 2 - origin) * f
+        mesh = nearest_mesh(res, (MESH_SIDE, MESH_SIDE), centre)
+        if mesh is None:
             return None
-        lm = res.multi_face_landmarks[0].landmark
-        mesh = np.array([(p.x * MESH_SIDE, p.y * MESH_SIDE) for p in lm]) / f + origin
-        return five_points_from_mesh(mesh)
+        pts = five_points_from_mesh(mesh / f + origin)
+        eyes = pts[:2].mean(0)
+        return pts if (box[:2] <= eyes).all() and (eyes <= box[2:]).all() else None
 
     def align(self, image: np.ndarray, *, size: int = 256, all_faces: bool = False) -> list[AlignedFace]:
         faces = []

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import NoFaceError
 from ..labels import LABEL_INDEX
 from ..types import FaceMask
-from .align_mediapipe import MediapipeGraphs, quiet_native_stderr
+from .align_mediapipe import MediapipeGraphs, nearest_mesh, quiet_native_stderr
 
 # Ordered outlines (mediapipe face-mesh indices). "r_" parts are the subject's right = image left.
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
@@ -143,8 +143,9 @@ class MeshParser(MediapipeGraphs):
             if not res.multi_face_landmarks:
                 raise NoFaceError("no face found by the face mesh")
             seen = np.asarray(self._selfie.process(image).segmentation_mask, np.float32) if person else None
-        lm = res.multi_face_landmarks[0].landmark
-        mesh = np.array([(p.x * scale[0] - offset, p.y * scale[1] - offset) for p in lm], dtype=np.float64)
+        # The aligned face's eyes are at the template's, about the crop's centre; a neighbour's are elsewhere.
+        eyes = np.array([0.5 * w, 0.47 * h]) + offset
+        mesh = nearest_mesh(res, scale, eyes) - offset
         return MeshObservation(mesh=mesh, person=seen)
 
     def parse(self, image: np.ndarray) -> FaceMask:

@@ -238,13 +238,49 @@ HEAD = tuple(LABEL_INDEX[n] for n in ("hair", "hat", "ear_r"))
 BODY = tuple(LABEL_INDEX[n] for n in ("neck", "neck_l", "cloth"))
 
 
-def one_face(labels: np.ndarray) -> np.ndarray:
-    """The mask of the aligned face alone: a mask describes one person, so other people in the view (a face
-    beside this one, their hair and clothes) become background. The aligned face is the face region nearest
-    the template's face centre; hair and head wear are kept where they touch it (or hair that does), neck and
-    clothes where they touch what is kept."""
+# A nose this large (share of the mask) marks a face; another face's nose lies this far (share of the width) away.
+NOSE_AREA, NOSE_APART = 60 / 256**2, 0.1
+NOSE_TIP_Y = 157 / 256  # the template's nose tip, as a share of the aligned crop's height
+
+
+def drop_touching_faces(labels: np.ndarray) -> np.ndarray:
+    """Labels with the people whose face touches the aligned one (one skin region, two noses) set to background:
+    the face region is shared out between the noses, then hair and head wear between the faces, each pixel to
+    the nearest along the region (`watershed` on a flat floor); the aligned face is the one whose nose is
+    nearest the template's."""
     import cv2
 
+    h, w = labels.shape
+    n, comp, stats, centroids = cv2.connectedComponentsWithStats((labels == LABEL_INDEX["nose"]).astype(np.uint8))
+    noses = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= NOSE_AREA * h * w]
+    if len(noses) < 2:
+        return labels
+    main = min(noses, key=lambda i: np.hypot(centroids[i][0] - 0.5 * w, centroids[i][1] - NOSE_TIP_Y * h))
+    others = [i for i in noses if np.linalg.norm(centroids[i] - centroids[main]) > NOSE_APART * w]
+    if not others:  # one nose in pieces
+        return labels
+    from skimage.segmentation import watershed
+
+    markers = np.zeros((h, w), np.int32)
+    markers[comp == main] = 1
+    markers[np.isin(comp, others)] = 2
+    floor = np.zeros((h, w), np.float32)
+    faces = watershed(floor, markers, mask=np.isin(labels, FACE))
+    owner = watershed(floor, faces, mask=np.isin(labels, FACE + HEAD))
+    out = labels.copy()
+    out[owner == 2] = 0
+    return out
+
+
+def one_face(labels: np.ndarray) -> np.ndarray:
+    """The mask of the aligned face alone: a mask describes one person, so other people in the view (a face
+    beside this one, their hair and clothes) become background. Faces that touch this one are dropped first
+    (`drop_touching_faces`). The aligned face is then the face region nearest the template's face centre; hair
+    and head wear are kept where they touch it (or hair that does), neck and clothes where they touch what is
+    kept."""
+    import cv2
+
+    labels = drop_touching_faces(labels)
     h, w = labels.shape
     face = np.isin(labels, FACE).astype(np.uint8)
     n, comp, stats, centroids = cv2.connectedComponentsWithStats(face, connectivity=8)
