@@ -38,7 +38,7 @@ def test_a_small_face_beside_the_largest_does_not_take_its_place(astronaut, grac
     from mgpe_toolkit import Pipeline
 
     pipe = Pipeline()
-    photo = np.ascontiguousarray(astronaut)
+    photo = astronaut.copy()
     small = cv2.resize(grace_hopper, None, fx=0.3 * 512 / grace_hopper.shape[1], fy=0.3 * 512 / grace_hopper.shape[1])
     box = pipe.stage("align").detect(small)[0][0]
     x0, y0 = (np.array([300, 200]) - (box[:2] + box[2:]) / 2).astype(int)
@@ -49,6 +49,39 @@ def test_a_small_face_beside_the_largest_does_not_take_its_place(astronaut, grac
     face = pipe.align(photo)[0].alignment.landmarks
     assert np.abs(face - alone).max() < 3  # the astronaut, not Grace Hopper beside her
     assert np.abs(both[0].alignment.landmarks - alone).max() < 3
+
+
+def test_boxes_rank_by_what_lies_inside_the_photo(monkeypatch):
+    """A face cut by the photo's edge can have a larger box than the face in the middle; and the short-range
+    model's faces join the full-range model's."""
+    from mgpe_toolkit.stages.align_mediapipe import MediapipeAligner
+
+    al = MediapipeAligner()
+    al._load()
+    found = {id(al._detectors[0]): [(np.array([-0.3, 0.2, 0.25, 0.75]), 0.9)],  # 0.55 wide, half outside
+             id(al._detectors[1]): [(np.array([0.35, 0.3, 0.75, 0.7]), 0.9)]}  # 0.40 wide, all inside
+    monkeypatch.setattr(MediapipeAligner, "_run", staticmethod(lambda detector, image: found[id(detector)]))
+    boxes = [box for box, _ in al.detect(np.zeros((100, 100, 3), np.uint8))]
+    assert len(boxes) == 2 and np.allclose(boxes[0], [35, 30, 75, 70])
+
+
+@pytest.mark.parametrize("name", ["Kimi_Raikkonen_0001", "Princess_Masako_0001", "Terry_Stotts_0001",
+                                  "Azmi_Bishara_0001", "William_Bulger_0001"])
+def test_the_face_in_the_middle_of_an_lfw_photo_is_the_one_aligned(name):
+    """LFW centres the named person; these photos have someone else at the edge, or a face beside the
+    named one that the mesh used to settle on."""
+    import os
+    from pathlib import Path
+
+    from mgpe_toolkit import Pipeline
+    from mgpe_toolkit.io import read_image
+
+    lfw = Path(os.environ.get("MGPE_LFW_HAIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lfw-hair"))
+    path = lfw / "images" / f"{name}.jpg"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    eyes = Pipeline().align(read_image(path))[0].alignment.landmarks[:2].mean(0)
+    assert np.abs(eyes - [125, 115]).max() < 30, eyes
 
 
 def test_nearest_mesh_picks_the_face_whose_eyes_are_nearest():
