@@ -211,7 +211,7 @@ def test_other_people_are_background():
 
 
 def test_a_face_touching_this_one_is_dropped_with_its_hair():
-    from mgpe_toolkit.stages.parse_unet import one_face
+    from mgpe_toolkit.stages.parse_unet import drop_touching_faces, one_face
 
     m = np.zeros((256, 256), np.uint8)
     m[90:200, 70:160] = L["skin"]  # this face (nose at the template's) ...
@@ -227,6 +227,11 @@ def test_a_face_touching_this_one_is_dropped_with_its_hair():
     split[130:150, 220:235] = L["skin"]
     split[150:152, 105:125] = L["skin"]
     assert (one_face(split) == split).all()
+    hidden = m.copy()  # this face's nose too small to count: the other noses say nothing about who is who
+    hidden[140:165, 105:125] = L["skin"]
+    hidden[150:156, 112:118] = L["nose"]
+    hidden[130:150, 20:35] = L["nose"]
+    assert (drop_touching_faces(hidden) == hidden).all()
 
 
 def test_held_out_hair_on_photos_in_the_wild(tmp_path):

@@ -238,16 +238,17 @@ HEAD = tuple(LABEL_INDEX[n] for n in ("hair", "hat", "ear_r"))
 BODY = tuple(LABEL_INDEX[n] for n in ("neck", "neck_l", "cloth"))
 
 
-# A nose this large (share of the mask) marks a face; another face's nose lies this far (share of the width) away.
-NOSE_AREA, NOSE_APART = 60 / 256**2, 0.1
+# A nose this large (share of the mask) marks a face; another face's nose lies NOSE_APART away, the aligned
+# face's within NOSE_NEAR of the template's nose tip (shares of the width).
+NOSE_AREA, NOSE_APART, NOSE_NEAR = 60 / 256**2, 0.1, 0.15
 NOSE_TIP_Y = 157 / 256  # the template's nose tip, as a share of the aligned crop's height
 
 
 def drop_touching_faces(labels: np.ndarray) -> np.ndarray:
-    """Labels with the people whose face touches the aligned one (one skin region, two noses) set to background:
-    the face region is shared out between the noses, then hair and head wear between the faces, each pixel to
-    the nearest along the region (`watershed` on a flat floor); the aligned face is the one whose nose is
-    nearest the template's."""
+    """Labels with every other face that has a nose of its own set to background, with its hair and head wear;
+    `one_face` alone cannot split a face that touches the aligned one (one skin region). The face region is
+    shared out between the noses, then hair and head wear between the faces, each pixel to the nearest along
+    the region (`watershed` on a flat floor). Unchanged when no nose lies near the template's."""
     import cv2
 
     h, w = labels.shape
@@ -255,9 +256,10 @@ def drop_touching_faces(labels: np.ndarray) -> np.ndarray:
     noses = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= NOSE_AREA * h * w]
     if len(noses) < 2:
         return labels
-    main = min(noses, key=lambda i: np.hypot(centroids[i][0] - 0.5 * w, centroids[i][1] - NOSE_TIP_Y * h))
+    off = {i: np.hypot(centroids[i][0] - 0.5 * w, centroids[i][1] - NOSE_TIP_Y * h) for i in noses}
+    main = min(noses, key=off.get)
     others = [i for i in noses if np.linalg.norm(centroids[i] - centroids[main]) > NOSE_APART * w]
-    if not others:  # one nose in pieces
+    if not others or off[main] > NOSE_NEAR * w:  # one nose in pieces; or this face's nose is not to be seen
         return labels
     from skimage.segmentation import watershed
 
