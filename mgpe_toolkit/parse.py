@@ -112,9 +112,15 @@ def _parse_photo(pipe, image: np.ndarray, size: int, context: bool) -> ParsedFac
     return ParsedFace(face.image, pipe.parse(face.image), face.alignment, False)
 
 
+# A crop pixel spanning more photo pixels than this (on a side) is warped smoothly (`mask_to_photo`).
+SMOOTH_ABOVE = 1.5
+
+
 def mask_to_photo(mask: np.ndarray, alignment: Alignment | np.ndarray, photo_size: tuple[int, int]) -> np.ndarray:
-    """A crop's mask warped into the photo (w, h): nearest-neighbour, background outside the crop. The crop is
-    given by its Alignment or its photo -> crop matrix."""
+    """A crop's mask warped into the photo (w, h), background outside the crop. The crop is given by its
+    Alignment or its photo -> crop matrix. Where the photo is finer than the crop (a large face in a large photo),
+    each label's area is warped with linear interpolation and the largest wins, so edges stay smooth instead of
+    turning into steps of one crop pixel; otherwise nearest-neighbour."""
     import cv2
 
     w, h = photo_size
@@ -122,8 +128,27 @@ def mask_to_photo(mask: np.ndarray, alignment: Alignment | np.ndarray, photo_siz
         inverse = alignment.inverse()
     else:
         inverse = np.linalg.inv(np.vstack([alignment, [0.0, 0.0, 1.0]]))[:2]
-    return cv2.warpAffine(mask, inverse, (w, h), flags=cv2.INTER_NEAREST,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if np.sqrt(abs(np.linalg.det(inverse[:, :2]))) <= SMOOTH_ABOVE:
+        return cv2.warpAffine(mask, inverse, (w, h), flags=cv2.INTER_NEAREST,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    # Only the crop's footprint in the photo is worked on.
+    mh, mw = mask.shape[:2]
+    corners = np.array([[0, 0, 1], [mw, 0, 1], [0, mh, 1], [mw, mh, 1]], np.float64) @ inverse.T
+    x0, y0 = np.clip(np.floor(corners.min(0)).astype(int) - 1, 0, (w, h))
+    x1, y1 = np.clip(np.ceil(corners.max(0)).astype(int) + 1, 0, (w, h))
+    out = np.zeros((h, w), np.uint8)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    shifted = inverse - np.array([[0, 0, x0], [0, 0, y0]], np.float64)
+    best = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    part = out[y0:y1, x0:x1]
+    for k in np.unique(mask):
+        share = cv2.warpAffine((mask == k).astype(np.uint8) * 255, shifted, (x1 - x0, y1 - y0),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=255 if k == 0 else 0)
+        wins = share > best
+        part[wins] = k
+        best[wins] = share[wins]
+    return out
 
 
 def parse_one(pipe, source: Path, stem: Path, *, coords: str = "auto", preview: bool = False, size: int = 256,

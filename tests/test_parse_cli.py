@@ -165,3 +165,25 @@ def test_original_coordinates_of_an_aligned_crop_without_sidecar_are_its_own(pho
     proc = mgpe("parse", aligned, original, "--coords", "original")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert np.array_equal(read_mask(auto / "astro.png"), read_mask(original / "astro.png"))
+
+
+def test_a_mask_blown_up_into_a_large_photo_keeps_smooth_edges():
+    """A 256² crop's mask in a photo where each crop pixel spans 4: a slanted edge moves about a pixel per row
+    (nearest-neighbour would make 4-pixel steps); at about 1:1 the warp is nearest-neighbour, exactly."""
+    import cv2
+
+    from mgpe_toolkit.parse import mask_to_photo
+
+    yy, xx = np.mgrid[0:256, 0:256]
+    mask = np.where(xx < 0.5 * yy + 60, L["hair"], L["skin"]).astype(np.uint8)
+    mask[:, 200:] = 0
+    to_crop = np.array([[0.25, 0.0, 0.0], [0.0, 0.25, 0.0]])  # photo -> crop
+    big = mask_to_photo(mask, to_crop, (1100, 1024))
+    assert big.shape == (1024, 1100) and set(np.unique(big)) == {0, L["skin"], L["hair"]}
+    edge = (big[100:900, :700] == L["hair"]).sum(1)  # the hair's width per row
+    assert np.abs(np.diff(edge)).max() <= 2 and abs(edge[-1] - edge[0] - 400) < 8
+    assert (big[:1016, 804:] == 0).all() and (big[:1016, :790] != 0).all()  # the crop ends at 1024
+    same = np.array([[1.1, 0.0, 5.0], [0.0, 1.1, -3.0]])
+    inverse = cv2.invertAffineTransform(same)
+    assert (mask_to_photo(mask, same, (240, 240)) ==
+            cv2.warpAffine(mask, inverse, (240, 240), flags=cv2.INTER_NEAREST)).all()
