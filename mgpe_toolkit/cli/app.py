@@ -434,6 +434,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
+    except SystemExit as done:
+        if not done.code and "torch.distributed" in sys.modules:  # a rank that ended well, its loop or not
+            from ..distributed.ddp import finish
+
+            finish()
+        raise
     except MgpeError as exc:
         _console(stderr=True).print(styled("error:", "bold red", str(exc)), soft_wrap=True)
         if "torch.distributed" in sys.modules and sys.modules["torch.distributed"].is_initialized():

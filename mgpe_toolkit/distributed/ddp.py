@@ -15,6 +15,7 @@ import torch.distributed as dist
 from ..errors import MgpeError, UsageError
 
 LAUNCH_LOGS = "MGPE_LAUNCH_LOGS"  # set by launch.py: the folder where a rank says why it stopped
+_JOINED: list[bool] = []  # non-empty while this process is in a group that `join` set up (and `finish` ends)
 EXIT_PEER_LOST = 3  # a rank that stopped because another one did (the launcher reports the other one)
 
 
@@ -64,8 +65,19 @@ def join(device: torch.device) -> tuple[World, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        _JOINED.append(True)
         sys.excepthook = _exit_after(sys.excepthook)
     return world, device
+
+
+def finish() -> None:
+    """The end of a rank's part in a run: wait for every rank (rank 0 may still be writing the last checkpoint),
+    then leave the process group that `join` set up (one set up by the caller is left alone). Left to Python's
+    teardown, gloo's group can abort the process (signal 6), which the launcher reports as that rank's failure."""
+    if dist.is_available() and dist.is_initialized() and _JOINED:
+        dist.barrier()
+        dist.destroy_process_group()
+        _JOINED.clear()
 
 
 def exit_now(code: int) -> None:
