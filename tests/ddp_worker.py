@@ -64,3 +64,6 @@ if __name__ == "__main__":
     a = ap.parse_args()
     train(a.kind, a.out, a.steps, json.loads(a.overrides), resume=a.resume, fail_at=a.fail_at,
           snapshot_at=a.snapshot_at)
+    from mgpe_toolkit.distributed.ddp import finish
+
+    finish()  # as `mgpe train` ends a rank

@@ -71,9 +71,10 @@ def join(device: torch.device) -> tuple[World, torch.device]:
 
 
 def finish() -> None:
-    """The end of a rank's part in a run: wait for every rank (rank 0 may still be writing the last checkpoint),
-    then leave the process group that `join` set up (one set up by the caller is left alone). Left to Python's
-    teardown, gloo's group can abort the process (signal 6), which the launcher reports as that rank's failure."""
+    """The end of a rank's part in a run (`mgpe train` calls it; a script that trains through the Python API under
+    torchrun should too): wait for every rank (rank 0 may still be writing the last checkpoint), then leave the
+    process group that `join` set up (one set up by the caller is left alone). Left to Python's teardown, gloo's
+    group can abort the process (signal 6), which the launcher reports as that rank's failure."""
     if dist.is_available() and dist.is_initialized() and _JOINED:
         dist.barrier()
         dist.destroy_process_group()

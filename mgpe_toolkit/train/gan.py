@@ -584,7 +584,6 @@ def run_gan_training(trainer: GANTrainer, steps: int, *, data_description: str,
                                 (grid.permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8))
                 if main and (trainer.step % cfg.checkpoint_every == 0 or trainer.step == steps):
                     trainer.save(data_description, target=steps)
-            ddp.finish()
     finally:
         log.close()
     return history

@@ -246,7 +246,6 @@ def run_training(trainer: ParserTrainer, steps: int, *, data_description: str,
                     on_step(trainer.step, loss)
                 if main and (trainer.step % trainer.config.checkpoint_every == 0 or trainer.step == steps):
                     trainer.save(data_description, target=steps)
-            ddp.finish()
     finally:
         log.close()
     return losses
