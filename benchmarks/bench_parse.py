@@ -46,6 +46,7 @@ BAND_PX = 2  # the hand-made masks follow superpixels: a boundary-tolerant IoU l
 def lfw_hair(pipe, folder: Path, split: str, limit: int | None) -> dict:
     """Hair IoU in the photos' own coordinates (`mgpe parse --coords original`) against hand-made hair masks
     (images/ + hair/, the lfw-hair layout), over the held-out people unless told otherwise."""
+    import cv2
     import numpy as np
     from rich.progress import track
 
@@ -57,8 +58,6 @@ def lfw_hair(pipe, folder: Path, split: str, limit: int | None) -> dict:
 
     pairs = [p for p in hair_pairs(folder) if split == "all" or held_out(p[0].name) == (split == "heldout")]
     pairs = pairs[:limit] if limit else pairs
-    import cv2
-
     inter = union = 0
     per, seconds, missed = [], 0.0, []
     lost = np.zeros(256, np.int64)  # what the parser called the hair it missed
