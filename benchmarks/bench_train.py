@@ -1,13 +1,15 @@
 """Training speed and memory of `mgpe train`, and the inference cost of the paper config.
 
 Usage: python benchmarks/bench_train.py [--steps 20] [--gpu-batch 8] [--compile]
-       python benchmarks/bench_train.py --grid [--configs lean paper] [--gpu-batches 8 32] [--steps 20]
+       python benchmarks/bench_train.py --grid [--configs lean paper] [--gpu-batches 8 32] [--steps 20] [--loop]
 Prints: it/s and peak RSS for `tiny` on CPU (synthetic portraits, batch 8, no parser loss), the paper config's
 GFLOPs and parameters per edited 256² image (torch.utils.flop_counter), and, when CUDA is present, `lean` at
 batch 8 in bf16: it/s and peak GPU memory, with the GPU model, as `mgpe train` runs it, with the data built
-in the training process, and for the compute alone. --grid: per config and batch, it/s of the compute alone
-and as `mgpe train`'s loop runs it (run_gan_training: logs, samples, checkpoints), peak GPU memory and the
-GPU's busy fraction (kernel time / wall time, from the profiler); on CPU, tiny only.
+in the training process, and for the compute alone (--compile: the compute alone, eager, compiled and with CUDA
+graphs). --grid: per config and batch, it/s of the compute alone and with data as `mgpe train` builds it, peak
+GPU memory and the GPU's busy fraction; --loop adds run_gan_training's rate (logs, samples, checkpoints; each
+call starts its data workers anew, so short runs understate it: gpu_figures.sh times the CLI instead); on CPU,
+tiny only. Rates with data workers are timed once the workers' prefetched batches are used up.
 """
 from __future__ import annotations
 
@@ -26,18 +28,21 @@ def run(config, steps: int, device: str, *, workers: int | None = None, fixed: b
 
     from mgpe_toolkit.train.data import SyntheticSet
     from mgpe_toolkit.train.gan import GANTrainer
-    from mgpe_toolkit.train.loop import step_batches
+    from mgpe_toolkit.train.loop import PREFETCH, default_workers, step_batches
 
     with tempfile.TemporaryDirectory() as out:
         trainer = GANTrainer(SyntheticSet(64, config.resolution), out, config, parser_weights=None, device=device,
                              compile=compile, **options)
         cuda = trainer.device.type == "cuda"
+        warm = 3  # warm-up (and compilation)
         if fixed:
             items = cycle([trainer.batches(0), trainer.batches(1)])
         else:
-            items = step_batches(trainer.batches, 0, steps + 3, trainer.device, workers)
+            n = default_workers(trainer.device) if workers is None else workers
+            warm += PREFETCH * n  # what the workers build ahead during the warm-up is not their steady rate
+            items = step_batches(trainer.batches, 0, steps + warm, trainer.device, workers)
         sync = (lambda: __import__("torch").cuda.synchronize()) if cuda else (lambda: None)
-        for _ in range(3):  # warm-up (and compilation)
+        for _ in range(warm):
             trainer.train_step(next(items))
         sync()
         t = time.perf_counter()
@@ -57,21 +62,32 @@ def run(config, steps: int, device: str, *, workers: int | None = None, fixed: b
         return rate
 
 
-def gpu_busy(trainer, items, steps: int = 5) -> float:
-    """Fraction of the wall time of `steps` training steps during which a GPU kernel ran (the profiler's
-    self device time of every op, summed; kernels of one stream do not overlap)."""
+def union_length(spans: list[tuple[float, float]]) -> float:
+    """Total length covered by (start, end) intervals, overlaps counted once."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
+def gpu_seconds_per_step(trainer, items, steps: int = 5) -> float:
+    """Seconds per training step during which the GPU ran a kernel or a copy: the union of the profiler's device
+    events. (Summing key_averages' self device times counts each kernel twice: as itself and in the op that
+    launched it.) Divided by an unprofiled step's wall time, this is the GPU's busy fraction; the profiler's
+    overhead slows the launching CPU, not the kernels."""
     import torch
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        t = time.perf_counter()
         for _ in range(steps):
             trainer.train_step(next(items))
         torch.cuda.synchronize()
-        wall = time.perf_counter() - t
-    kernel_us = sum(getattr(e, "self_device_time_total", 0) for e in prof.key_averages())
-    return kernel_us / 1e6 / wall
+    spans = [(e.time_range.start, e.time_range.end) for e in prof.events() if e.device_type != DeviceType.CPU]
+    return union_length(spans) / 1e6 / steps
 
 
 def loop_rate(config, steps: int, device: str) -> tuple[float, float]:
@@ -95,7 +111,7 @@ def loop_rate(config, steps: int, device: str) -> tuple[float, float]:
         return steps / (time.perf_counter() - t - save), save
 
 
-def grid(configs: list[str], batches: list[int], steps: int) -> None:
+def grid(configs: list[str], batches: list[int], steps: int, loop: bool = False) -> None:
     """The --grid table (see the module's docstring)."""
     from itertools import cycle
 
@@ -128,16 +144,18 @@ def grid(configs: list[str], batches: list[int], steps: int) -> None:
                         items = cycle([trainer.batches(0), trainer.batches(1)])
                         for _ in range(3):
                             trainer.train_step(next(items))
-                        busy = gpu_busy(trainer, items)
+                        busy = gpu_seconds_per_step(trainer, items) * compute
                         del trainer
                 bench = run(cfg, steps, device)
-                loop, save = loop_rate(cfg, steps, device)
+                tail = ""
+                if loop:
+                    rate, save = loop_rate(cfg, steps, device)
+                    tail = f", run_gan_training {rate:.2f} it/s (less one {save:.1f} s checkpoint)"
             except torch.OutOfMemoryError:
                 print(f"{name} batch {batch}: out of GPU memory")
                 continue
             print(f"{name} batch {batch}: compute alone {compute:.2f} it/s ({compute * batch:.1f} img/s), "
-                  f"GPU busy {busy:.0%}, peak {peak:.1f} GiB | with data as `mgpe train`: bench loop "
-                  f"{bench:.2f} it/s, run_gan_training {loop:.2f} it/s (less one {save:.1f} s checkpoint)",
+                  f"GPU busy {busy:.0%}, peak {peak:.1f} GiB | with data as `mgpe train`: {bench:.2f} it/s{tail}",
                   flush=True)
 
 
@@ -184,17 +202,19 @@ def gpu_figures(steps: int, batch: int, compile: bool, variants: bool = False) -
     torch.cuda.reset_peak_memory_stats()
     paper = replace(PRESETS["lean"], lambda_gp=0.0, batch=batch)
     name = f"lean (256², batch {paper.batch}, bf16) on {torch.cuda.get_device_name()}"
-    rate = run(paper, steps, "cuda")
-    peak = torch.cuda.max_memory_allocated() / 2 ** 30
-    print(f"{name}: {rate:.2f} it/s as `mgpe train` runs it ({default_workers(torch.device('cuda'))} "
-          f"data workers), peak {peak:.1f} GiB")
-    print(f"{name}: {run(paper, steps, 'cuda', workers=0):.2f} it/s with data built in the training process")
-    print(f"{name}: {run(paper, steps, 'cuda', fixed=True):.2f} it/s compute alone (batches reused)")
+    if not compile:  # (with --compile, the data's figures are left to --grid)
+        rate = run(paper, steps, "cuda")
+        peak = torch.cuda.max_memory_allocated() / 2 ** 30
+        print(f"{name}: {rate:.2f} it/s as `mgpe train` runs it ({default_workers(torch.device('cuda'))} "
+              f"data workers), peak {peak:.1f} GiB")
+        print(f"{name}: {run(paper, steps, 'cuda', workers=0):.2f} it/s with data built in the training process")
+    print(f"{name}: {run(paper, steps, 'cuda', fixed=True):.2f} it/s compute alone (batches reused)", flush=True)
     if compile:
-        for what, option in (("networks compiled (--compile)", {"compile": True}),
-                             ("CUDA graphs (--graphs)", {"graphs": True})):
+        for what, option in (("CUDA graphs (--graphs)", {"graphs": True}),
+                             ("networks compiled (--compile)", {"compile": True})):
             try:
-                print(f"{name}: {run(paper, steps, 'cuda', fixed=True, **option):.2f} it/s compute alone, {what}")
+                print(f"{name}: {run(paper, steps, 'cuda', fixed=True, **option):.2f} it/s compute alone, {what}",
+                      flush=True)
             except Exception as exc:  # one variant failing must not cost the figures after it
                 print(f"{name}: {what} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     if variants:
@@ -220,10 +240,11 @@ def main() -> None:
     ap.add_argument("--grid", action="store_true", help="the configs x batches table (module docstring)")
     ap.add_argument("--configs", nargs="+", default=["lean", "paper"])
     ap.add_argument("--gpu-batches", nargs="+", type=int, default=[8, 32])
+    ap.add_argument("--loop", action="store_true", help="--grid: also time run_gan_training")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     if args.grid:
-        grid(args.configs, args.gpu_batches, args.steps)
+        grid(args.configs, args.gpu_batches, args.steps, args.loop)
         return
     if not args.gpu_only:
         cpu_figures(args.steps)

@@ -1,5 +1,7 @@
 """`mgpe train`: the (1+1) GAN loop learns on synthetic portraits, resumes exactly, and reads real layouts."""
 import json
+import re
+import time
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from mgpe_toolkit.errors import InputError
 from mgpe_toolkit.nets.config import PRESETS
 from mgpe_toolkit.train.data import CelebAMaskHQ, SyntheticSet
 from mgpe_toolkit.train.gan import GANTrainer, load_generator, run_gan_training
+from mgpe_toolkit.train.loop import RunTimes
 from mgpe_toolkit.train.parser import ParserTrainConfig, ParserTrainer, run_training
 from run_cli import mgpe
 
@@ -149,6 +152,29 @@ def test_cli_train_errors_and_a_short_run(tmp_path):
     card = json.loads((tmp_path / "r" / "mgpe-gan.json").read_text())
     assert card["config"]["batch"] == 2 and card["command"].startswith("mgpe train --config tiny")
     assert card["steps"] == 2 and card["target_steps"] == 2 and card["finished"] is True
+    # Where the run's time went: the steps, the data, the rest, in shares of the run's wall time.
+    line = " ".join(proc.stderr[proc.stderr.index("time: 2 steps in"):].split())
+    shares = [int(x) for x in re.findall(r"(\d+)% (?:in the steps|waiting for data|logs)", line)]
+    assert len(shares) == 3 and 97 <= sum(shares) <= 102, line
+
+
+def test_run_times_split_a_run_between_data_and_steps():
+    times = RunTimes()
+
+    def slow_data():
+        for i in range(3):
+            time.sleep(0.06)
+            yield i
+
+    for _ in times.timed(slow_data()):
+        t = time.perf_counter()
+        time.sleep(0.02)
+        times.add_step(time.perf_counter() - t)
+        time.sleep(0.01)  # logs and checkpoints
+    assert times.steps == 3 and times.data >= 0.18 and times.step >= 0.06
+    assert times.data > times.step and times.wall >= times.data + times.step + 0.03
+    assert 0.06 <= times.first < times.data
+    assert "waiting for data" in times.summary()
 
 
 def test_train_without_any_parser_says_what_to_run(monkeypatch, tmp_path):

@@ -187,6 +187,8 @@ def _with_progress(title: str, trainer, steps: int, con, info, run) -> None:
             progress.update(task, completed=step, info=f"{info(losses)} · {rate:.2f} it/s")
 
         run(on_step)
+    if trainer.world.main and getattr(trainer, "times", None) is not None:
+        con.print(f"time: {trainer.times.summary()}")
 
 
 def _record_command(card, skip: int) -> None:

@@ -2,6 +2,7 @@
 odd steps unpaired (x_s != x_t, lambda_global = lambda_FM = 0)."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -13,7 +14,7 @@ from ..errors import InputError, UsageError
 from ..nets.config import GANConfig
 from ..weights import file_digest
 from .data import BatchMaker, Dataset, SampleSource, batch_tensors, stack_samples, to_training
-from .loop import RunLog, Warnings, pick_device, step_batches, step_rng
+from .loop import RunLog, RunTimes, Warnings, pick_device, step_batches, step_rng
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "mgpe-gan.safetensors"
@@ -569,10 +570,13 @@ def run_gan_training(trainer: GANTrainer, steps: int, *, data_description: str,
     log.truncate_after(trainer.step)
     history = []
     cfg = trainer.config
+    times = trainer.times = RunTimes()
     try:
         with ddp.stops_cleanly(trainer.world):
-            for item in step_batches(trainer.batches, trainer.step, steps, trainer.device, workers):
+            for item in times.timed(step_batches(trainer.batches, trainer.step, steps, trainer.device, workers)):
+                t = time.perf_counter()
                 losses = trainer.train_step(item)
+                times.add_step(time.perf_counter() - t)
                 history.append(losses)
                 log.scalars(trainer.step, {f"loss/{k}": v for k, v in losses.items()})
                 if on_step:

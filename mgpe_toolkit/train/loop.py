@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -41,6 +43,9 @@ def default_workers(device) -> int:
     return max(1, min(8, ((os.cpu_count() or 2) - 2) // local))
 
 
+PREFETCH = 4  # batches each data worker builds ahead
+
+
 class _Steps:
     """Map-style dataset over training steps: item i is make(start + i)."""
 
@@ -73,8 +78,47 @@ def step_batches(make: Callable, start: int, stop: int, device, workers: int | N
 
     # Spawned, not forked: a child forked while OpenCV's or mediapipe's threads hold a lock can hang forever.
     yield from DataLoader(_Steps(make, start, stop), batch_size=None, shuffle=False, num_workers=workers,
-                          pin_memory=device.type == "cuda", prefetch_factor=4, worker_init_fn=_worker_init,
+                          pin_memory=device.type == "cuda", prefetch_factor=PREFETCH, worker_init_fn=_worker_init,
                           multiprocessing_context="spawn", persistent_workers=False)
+
+
+@dataclass
+class RunTimes:
+    """Where a training run's wall time went (seconds): waiting for each step's batch, in the steps themselves
+    (on a GPU until the step's losses are on the host), and the rest (logs, sample grids, checkpoints)."""
+
+    data: float = 0.0
+    step: float = 0.0
+    wall: float = 0.0
+    steps: int = 0
+    first: float = 0.0  # of `data`: until the first batch (worker processes starting)
+
+    def timed(self, items: Iterable) -> Iterator:
+        """`items`, adding the time each took to arrive to `data`, and the time until the last to `wall`."""
+        start = last = time.perf_counter()
+        try:
+            for item in items:
+                now = time.perf_counter()
+                if last == start:
+                    self.first = now - start
+                self.data += now - last
+                yield item
+                last = time.perf_counter()
+        finally:
+            self.wall += time.perf_counter() - start
+
+    def add_step(self, seconds: float) -> None:
+        self.step += seconds
+        self.steps += 1
+
+    def summary(self) -> str:
+        if self.wall <= 0 or self.steps == 0:
+            return "no steps timed"
+        other = max(self.wall - self.data - self.step, 0.0)
+        share = lambda t: f"{100 * t / self.wall:.0f}%"  # noqa: E731
+        return (f"{self.steps} steps in {self.wall:.1f} s ({self.steps / self.wall:.2f} it/s): {share(self.step)} "
+                f"in the steps, {share(self.data)} waiting for data ({self.first:.1f} s of it for the first "
+                f"batch), {share(other)} logs, samples and checkpoints")
 
 
 class Warnings:

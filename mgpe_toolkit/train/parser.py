@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -11,7 +12,7 @@ import numpy as np
 from ..distributed import ddp
 from ..errors import UsageError
 from .data import BatchMaker, Dataset, Sample, SampleSource, batch_tensors, stack_samples, to_training
-from .loop import RunLog, Warnings, pick_device, step_batches, step_rng
+from .loop import RunLog, RunTimes, Warnings, pick_device, step_batches, step_rng
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "parser-unet.safetensors"
@@ -236,10 +237,13 @@ def run_training(trainer: ParserTrainer, steps: int, *, data_description: str,
     log = RunLog(trainer.out, enabled=main)
     log.truncate_after(trainer.step)
     losses = []
+    times = trainer.times = RunTimes()
     try:
         with ddp.stops_cleanly(trainer.world):
-            for item in step_batches(trainer.batches, trainer.step, steps, trainer.device, workers):
+            for item in times.timed(step_batches(trainer.batches, trainer.step, steps, trainer.device, workers)):
+                t = time.perf_counter()
                 loss = trainer.train_step(item)
+                times.add_step(time.perf_counter() - t)
                 losses.append(loss)
                 log.scalars(trainer.step, {"loss/parser_ce": loss})
                 if on_step:
