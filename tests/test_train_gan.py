@@ -174,7 +174,9 @@ def test_run_times_split_a_run_between_data_and_steps():
     assert times.steps == 3 and times.data >= 0.18 and times.step >= 0.06
     assert times.data > times.step and times.wall >= times.data + times.step + 0.03
     assert 0.06 <= times.first < times.data
-    assert "waiting for data" in times.summary()
+    assert "waiting for data" in times.summary() and "waiting for the device" not in times.summary()
+    times.add_step(0.1, device_wait=0.05)  # on a GPU: the host idle at the step's end
+    assert "waiting for the device)" in times.summary() and times.device_wait == 0.05
 
 
 def test_train_without_any_parser_says_what_to_run(monkeypatch, tmp_path):

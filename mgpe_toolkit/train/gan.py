@@ -14,7 +14,7 @@ from ..errors import InputError, UsageError
 from ..nets.config import GANConfig
 from ..weights import file_digest
 from .data import BatchMaker, Dataset, SampleSource, batch_tensors, stack_samples, to_training
-from .loop import RunLog, RunTimes, Warnings, pick_device, step_batches, step_rng
+from .loop import RunLog, RunTimes, Warnings, pick_device, step_batches, step_rng, to_host
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "mgpe-gan.safetensors"
@@ -280,7 +280,8 @@ class GANTrainer:
                 values["vgg"] = vgg
         # One host-device synchronisation per step, not one per loss; with several processes, the whole batch's.
         stacked = ddp.mean_over_ranks(torch.stack([v.detach().float() for v in values.values()]), self.world)
-        return dict(zip(values, stacked.tolist()))
+        host, self.device_wait = to_host(stacked)
+        return dict(zip(values, host))
 
     def _generate(self, b: Batch, gen):
         """The generator's part of a step, one call (DistributedDataParallel syncs what it computes): component
@@ -576,7 +577,7 @@ def run_gan_training(trainer: GANTrainer, steps: int, *, data_description: str,
             for item in times.timed(step_batches(trainer.batches, trainer.step, steps, trainer.device, workers)):
                 t = time.perf_counter()
                 losses = trainer.train_step(item)
-                times.add_step(time.perf_counter() - t)
+                times.add_step(time.perf_counter() - t, trainer.device_wait)
                 history.append(losses)
                 log.scalars(trainer.step, {f"loss/{k}": v for k, v in losses.items()})
                 if on_step:

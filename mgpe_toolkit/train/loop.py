@@ -92,6 +92,7 @@ class RunTimes:
     wall: float = 0.0
     steps: int = 0
     first: float = 0.0  # of `data`: until the first batch (worker processes starting)
+    device_wait: float = 0.0  # of `step`: the host waiting for the device to finish each step's work
 
     def timed(self, items: Iterable) -> Iterator:
         """`items`, adding the time each took to arrive to `data`, and the time until the last to `wall`."""
@@ -107,8 +108,9 @@ class RunTimes:
         finally:
             self.wall += time.perf_counter() - start
 
-    def add_step(self, seconds: float) -> None:
+    def add_step(self, seconds: float, device_wait: float = 0.0) -> None:
         self.step += seconds
+        self.device_wait += device_wait
         self.steps += 1
 
     def summary(self) -> str:
@@ -116,9 +118,19 @@ class RunTimes:
             return "no steps timed"
         other = max(self.wall - self.data - self.step, 0.0)
         share = lambda t: f"{100 * t / self.wall:.0f}%"  # noqa: E731
+        # Little waiting for the device means the host's launching of kernels bounds the step, not the device.
+        waited = f" ({share(self.device_wait)} waiting for the device)" if self.device_wait > 0 else ""
         return (f"{self.steps} steps in {self.wall:.1f} s ({self.steps / self.wall:.2f} it/s): {share(self.step)} "
-                f"in the steps, {share(self.data)} waiting for data ({self.first:.1f} s of it for the first "
-                f"batch), {share(other)} logs, samples and checkpoints")
+                f"in the steps{waited}, {share(self.data)} waiting for data ({self.first:.1f} s of it for the "
+                f"first batch), {share(other)} logs, samples and checkpoints")
+
+
+def to_host(values) -> tuple[list, float]:
+    """`values.tolist()` (a tensor) and the seconds the host waited for it: on a GPU, how far the device's work
+    lags behind the host's launches when the step ends; zero on the CPU."""
+    start = time.perf_counter()
+    out = values.tolist()
+    return out, (time.perf_counter() - start if values.device.type != "cpu" else 0.0)
 
 
 class Warnings:

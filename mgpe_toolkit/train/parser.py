@@ -12,7 +12,7 @@ import numpy as np
 from ..distributed import ddp
 from ..errors import UsageError
 from .data import BatchMaker, Dataset, Sample, SampleSource, batch_tensors, stack_samples, to_training
-from .loop import RunLog, RunTimes, Warnings, pick_device, step_batches, step_rng
+from .loop import RunLog, RunTimes, Warnings, pick_device, step_batches, step_rng, to_host
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "parser-unet.safetensors"
@@ -146,7 +146,8 @@ class ParserTrainer:
         loss.backward()
         self.opt.step()
         self.step += 1
-        return float(ddp.mean_over_ranks(loss.detach(), self.world))
+        host, self.device_wait = to_host(ddp.mean_over_ranks(loss.detach(), self.world))
+        return float(host)
 
     def evaluate(self, dataset: Dataset, limit: int = 32) -> float:
         """Per-pixel accuracy of the current model on the first `limit` samples of `dataset` at the aligned
@@ -243,7 +244,7 @@ def run_training(trainer: ParserTrainer, steps: int, *, data_description: str,
             for item in times.timed(step_batches(trainer.batches, trainer.step, steps, trainer.device, workers)):
                 t = time.perf_counter()
                 loss = trainer.train_step(item)
-                times.add_step(time.perf_counter() - t)
+                times.add_step(time.perf_counter() - t, trainer.device_wait)
                 losses.append(loss)
                 log.scalars(trainer.step, {"loss/parser_ce": loss})
                 if on_step:
