@@ -2,7 +2,6 @@
 odd steps unpaired (x_s != x_t, lambda_global = lambda_FM = 0)."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -575,9 +574,7 @@ def run_gan_training(trainer: GANTrainer, steps: int, *, data_description: str,
     try:
         with ddp.stops_cleanly(trainer.world):
             for item in times.timed(step_batches(trainer.batches, trainer.step, steps, trainer.device, workers)):
-                t = time.perf_counter()
-                losses = trainer.train_step(item)
-                times.add_step(time.perf_counter() - t, trainer.device_wait)
+                losses = times.train_step(trainer, item)
                 history.append(losses)
                 log.scalars(trainer.step, {f"loss/{k}": v for k, v in losses.items()})
                 if on_step:

@@ -97,11 +97,12 @@ class RunTimes:
     def timed(self, items: Iterable) -> Iterator:
         """`items`, adding the time each took to arrive to `data`, and the time until the last to `wall`."""
         start = last = time.perf_counter()
+        first = True
         try:
             for item in items:
                 now = time.perf_counter()
-                if last == start:
-                    self.first = now - start
+                if first:
+                    self.first, first = now - start, False
                 self.data += now - last
                 yield item
                 last = time.perf_counter()
@@ -112,6 +113,13 @@ class RunTimes:
         self.step += seconds
         self.device_wait += device_wait
         self.steps += 1
+
+    def train_step(self, trainer, item):
+        """trainer.train_step(item), timed (with the `device_wait` the trainer's step records)."""
+        start = time.perf_counter()
+        out = trainer.train_step(item)
+        self.add_step(time.perf_counter() - start, trainer.device_wait)
+        return out
 
     def summary(self) -> str:
         if self.wall <= 0 or self.steps == 0:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -242,9 +241,7 @@ def run_training(trainer: ParserTrainer, steps: int, *, data_description: str,
     try:
         with ddp.stops_cleanly(trainer.world):
             for item in times.timed(step_batches(trainer.batches, trainer.step, steps, trainer.device, workers)):
-                t = time.perf_counter()
-                loss = trainer.train_step(item)
-                times.add_step(time.perf_counter() - t, trainer.device_wait)
+                loss = times.train_step(trainer, item)
                 losses.append(loss)
                 log.scalars(trainer.step, {"loss/parser_ce": loss})
                 if on_step:
