@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# GPU figures for the README, in one run (about 7 minutes on an H200; each part has its own time limit, and the
-# parts come in the order of what issue 19 asks first):
+# GPU figures for the README, in one run (not yet run whole: an estimated 7 minutes on an H200, under 10 with the
+# parts' own time limits; the parts come in the order of what issue 19 asks first):
 #  1. `mgpe train --config lean` on CUDA at batch 8: its losses must fall; the CLI's steady rate from two run
 #     lengths (startup, worker spawning and warm-up cancel out), to compare with the benchmark's loop, and where
 #     the long run's time went (its `time:` line: steps, waiting for data, logs/samples/checkpoints);
