@@ -1,5 +1,11 @@
-"""Checks the parser tests share: where a part of a mask sits, and a parser's score on the Helen samples."""
+"""Checks the parser tests share: where a part of a mask sits, a parser's score on the Helen samples, and where
+the lfw-hair photos are."""
+import os
+from pathlib import Path
+
 import numpy as np
+
+LFW = Path(os.environ.get("MGPE_LFW_HAIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lfw-hair"))
 
 
 def centroid(mask, *names):

@@ -70,14 +70,11 @@ def test_boxes_rank_by_what_lies_inside_the_photo(monkeypatch):
 def test_the_face_in_the_middle_of_an_lfw_photo_is_the_one_aligned(name):
     """LFW centres the named person; these photos have someone else at the edge, or a face beside the
     named one that the mesh used to settle on."""
-    import os
-    from pathlib import Path
-
+    from mask_checks import LFW
     from mgpe_toolkit import Pipeline
     from mgpe_toolkit.io import read_image
 
-    lfw = Path(os.environ.get("MGPE_LFW_HAIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lfw-hair"))
-    path = lfw / "images" / f"{name}.jpg"
+    path = LFW / "images" / f"{name}.jpg"
     if not path.is_file():
         pytest.skip(f"{path} not found")
     eyes = Pipeline().align(read_image(path))[0].alignment.landmarks[:2].mean(0)

@@ -1,5 +1,4 @@
 """The default parser: the U-Net trained on real photos (models/parser-real), run through onnxruntime."""
-import os
 from pathlib import Path
 
 import numpy as np
@@ -8,11 +7,9 @@ import pytest
 from mgpe_toolkit import Pipeline
 from mgpe_toolkit.io import read_mask, write_image
 from mgpe_toolkit.labels import LABEL_INDEX as L
-from mask_checks import centroid
+from mask_checks import LFW, centroid
 from mgpe_toolkit.train.data import flip_sample
 from run_cli import mgpe
-
-LFW = Path(os.environ.get("MGPE_LFW_HAIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lfw-hair"))
 
 
 @pytest.fixture(scope="module")
