@@ -140,8 +140,8 @@ def speed(pipe, photos: int = 24) -> dict:
 STEPS = {  # what each inference step of the U-Net parser costs, cumulatively
     "unet, one fp32 pass": ("unet", {"precision": "fp32", "mirror": False, "refine": False}),
     "unet, one int8 pass": ("unet", {"mirror": False, "refine": False}),
-    "unet, int8 + mirror": ("unet", {"refine": False}),
-    "unet, int8 + mirror + hair refined (unet's default)": ("unet", {}),
+    "unet, int8 + mirror": ("unet", {"mirror": True, "refine": False}),
+    "unet, int8 + mirror + hair refined (unet's default)": ("unet", {"mirror": True}),
     "hybrid (the default parser)": ("hybrid", {}),
 }
 

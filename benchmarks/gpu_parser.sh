@@ -12,9 +12,12 @@
 # Measure here, with the fetched weights in a folder F:
 #   MGPE_MODELS=F python benchmarks/bench_parse.py ../shared/data/lfw-hair --labels lfw-hair --coords original
 #   MGPE_MODELS=F python benchmarks/bench_parse.py ../shared/data/helen-samples --labels helen
+#   add --no-mirror (one pass) and --speed to see whether a wider net can run without the mirror pass; its card
+#   then says so: "inference": {"mirror": false} in parser-unet.json (`parse_unet.card_mirror`).
 # Settings (environment): STEPS 6000 (the cosine decay ends there; about 15 it/s at batch 32 on an H200 with 15
-# data workers), MINUTES 7 (a hard stop; the last checkpoint is kept), BATCH 32, LR 1e-3, BASE 16, INIT (the
-# shipped weights), DEVICE cuda, WORKERS 15, LFW runs/lfw-hair, PSEUDO runs/pseudo, RUN runs/parser-gpu.
+# data workers, base 16), MINUTES 7 (a hard stop; the last checkpoint is kept), BATCH 32, LR 1e-3, BASE 16 (wider
+# than INIT's: INIT is widened first, the same masks at step 0), INIT (the shipped weights; none: from scratch),
+# DEVICE cuda, WORKERS 15, LFW runs/lfw-hair, PSEUDO runs/pseudo, RUN runs/parser-gpu.
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
@@ -31,6 +34,7 @@ for need in "$lfw/images" "$lfw/hair" "$pseudo/$(basename "$lfw")/index.json"; d
 done
 $py -c "import mgpe_toolkit" 2>/dev/null || $py -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -2
 [ "${DEVICE:-cuda}" = cpu ] || nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+mkdir -p "$(dirname "$run")"
 start=$(date +%s)
 init_args=()
 [ "$init" = none ] || init_args=(--init "$init")

@@ -88,6 +88,22 @@ def test_the_mirror_pass_averages_the_logits_with_sides_swapped(faces):
     assert np.abs(averaged[l_eye] - 0.5 * (a[l_eye] + b[r_eye][:, ::-1])).max() < 1e-4
 
 
+def test_a_card_can_turn_the_mirror_pass_off(faces, tmp_path):
+    import json
+    import shutil
+
+    from mgpe_toolkit.stages.parse_unet import UNetParser, shipped_weights
+
+    weights = tmp_path / "parser-unet.safetensors"
+    shutil.copy(shipped_weights(), weights)
+    card = json.loads(shipped_weights().with_suffix(".json").read_text())
+    weights.with_suffix(".json").write_text(json.dumps({**card, "inference": {"mirror": False}}))
+    img = faces["astronaut"]
+    one = UNetParser(weights)
+    assert not one.mirror and UNetParser(weights, mirror=True).mirror and UNetParser().mirror
+    assert np.array_equal(one.logits(img), UNetParser(mirror=False).logits(img))
+
+
 def test_grey_photos_keep_hair_and_clothes_are_never_hat(faces, pipe):
     for img in faces.values():
         colour = pipe.parse(img).labels

@@ -213,3 +213,30 @@ def test_a_stopped_run_leaves_weights_that_say_so(tmp_path):
     run_training(trainer, 10, data_description="test", workers=0)
     card = json.loads((tmp_path / "parser-unet.json").read_text())
     assert card["steps"] == 10 and card["finished"] is True
+
+
+def test_a_widened_unet_computes_the_same_masks_and_its_copies_learn_apart():
+    from mgpe_toolkit.nets.unet import UNet, UNetConfig, widened
+
+    torch.manual_seed(0)
+    net = UNet(UNetConfig(base=4, depth=3)).train()
+    for _ in range(3):  # running statistics of its own, not the initial ones
+        net(torch.randn(4, 3, 32, 32))
+    x = torch.randn(2, 3, 32, 32)
+    for mode in (False, True):  # eval: running statistics; train: the batch's
+        net.train(mode)
+        wide = widened(net, 6)
+        assert wide.config.base == 6 and wide.training == mode
+        assert sum(p.numel() for p in wide.parameters()) > 2 * sum(p.numel() for p in net.parameters())
+        with torch.no_grad():
+            assert torch.allclose(wide(x), net(x), atol=1e-5)
+    # A new channel starts as a copy of an old one; one step of training sets them apart.
+    w = wide.stem[1][0].weight
+    rows = {i: int(torch.nonzero((w[:4] == w[i]).all(dim=(1, 2, 3)))[0]) for i in range(4, 6)}
+    wide.zero_grad()
+    wide(x).square().mean().backward()
+    with torch.no_grad():
+        for i, j in rows.items():
+            assert not torch.allclose(w.grad[i], w.grad[j])
+    with pytest.raises(ValueError):
+        widened(net, 2)

@@ -87,14 +87,17 @@ def test_train_parser_on_a_hair_folder_and_synthetic_portraits(hair_folder, tmp_
     assert (run / "pseudo-labels" / hair_folder.name / "index.json").is_file()
     losses = [json.loads(line)["loss/parser_ce"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(losses) == 3 and all(np.isfinite(losses))
-    # Fine-tuning from those weights: same width required, recorded in the card.
-    tuned = tmp_path / "tuned"
-    proc = mgpe("train", "parser", "--data", "synthetic:8", "--out", tuned, "--steps", "2", "--size", "64",
-                "--base", "4", "--batch", "2", "--init", run / "parser-unet.safetensors")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "parser-unet.safetensors" in json.loads((tuned / "parser-unet.json").read_text())["initialised_from"]
+    # Fine-tuning from those weights, recorded in the card: the same width, or a wider net (widened first).
+    for base in (4, 8):
+        tuned = tmp_path / f"tuned{base}"
+        proc = mgpe("train", "parser", "--data", "synthetic:8", "--out", tuned, "--steps", "2", "--size", "64",
+                    "--base", str(base), "--batch", "2", "--init", run / "parser-unet.safetensors")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        card = json.loads((tuned / "parser-unet.json").read_text())
+        assert "parser-unet.safetensors" in card["initialised_from"] and card["unet"]["base"] == base
+        assert ("widened from base 4" in card["initialised_from"]) == (base == 8)
     wrong = mgpe("train", "parser", "--data", "synthetic:8", "--out", tmp_path / "w", "--steps", "2", "--size", "64",
-                 "--base", "8", "--init", run / "parser-unet.safetensors")
+                 "--base", "4", "--init", tuned / "parser-unet.safetensors")
     assert wrong.returncode != 0 and "parser-unet.safetensors" in wrong.stdout + wrong.stderr
 
 

@@ -225,8 +225,9 @@ def train_parser_cmd(
                                                                      "step (0: constant)."),
     augment: str = typer.Option("wild", "--augment", help="wild: random zoom, rotation, shift, colour, greyscale, "
                                                           "blur, JPEG, noise, occluders; none: mirroring only."),
-    init: Optional[str] = typer.Option(None, "--init", help="Start from these parser weights (fine-tuning; "
-                                                              "same --base, a fresh optimiser)."),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from these parser weights (fine-tuning, "
+                                                              "a fresh optimiser); a narrower U-Net is widened to "
+                                                              "--base first, computing the same masks."),
     seed: int = typer.Option(0, "--seed"),
     every: int = typer.Option(100, "--checkpoint-every", min=1),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:N."),

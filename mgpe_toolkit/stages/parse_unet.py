@@ -123,17 +123,26 @@ def _build_graph(path: Path, precision: str, dst: Path) -> int:
     return size
 
 
+def card_mirror(path: Path) -> bool:
+    """Whether the weights' card (NAME.json beside them) asks for the mirror pass: `"inference": {"mirror":
+    false}` turns it off for a network too slow to run twice; a missing or unreadable card means yes."""
+    try:
+        return json.loads(path.with_suffix(".json").read_text()).get("inference", {}).get("mirror", True) is not False
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
 class UNetParser:
     """precision: the graph onnxruntime runs on the CPU (int8, the default, is about twice as fast as fp32 and
     picks the same labels on all but a few pixels); mirror: average the logits of the face and of its mirror
     image (sides swapped back), which makes the mask exactly mirror-symmetric in the face and measures better
-    (README of models/parser-real); the two run as one batch; refine: snap the hair's boundary to the image's
-    edges (`refine_hair`)."""
+    (README of models/parser-real); the two run as one batch; None: as the weights' card says (`card_mirror`);
+    refine: snap the hair's boundary to the image's edges (`refine_hair`)."""
 
     name = "unet"
 
     def __init__(self, weights: str | Path | None = None, device: str = "cpu", threads: int = 0,
-                 precision: str = "int8", mirror: bool = True, refine: bool = True):
+                 precision: str = "int8", mirror: bool | None = None, refine: bool = True):
         path = Path(weights) if weights else default_weights()
         if path is None:
             raise InputError(WEIGHTS_NAME, describe_search(WEIGHTS_NAME))
@@ -141,7 +150,7 @@ class UNetParser:
             raise InputError(path, "no such file")
         self.path = path
         self.device = device
-        self.mirror = mirror
+        self.mirror = card_mirror(path) if mirror is None else mirror
         self.refine = refine
         self._model = None
         self._session = None

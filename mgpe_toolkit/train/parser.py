@@ -172,10 +172,20 @@ class ParserTrainer:
         from ..weights import file_digest, read_safetensors
 
         state, meta = read_safetensors(path, "unet")
-        if json.loads(meta["unet"]) != self.net_config.to_dict():
-            raise InputError(path, f"a U-Net of {meta['unet']}, not the {self.net_config.to_dict()} this run trains")
-        self.model.load_state_dict(state)
-        return f"{path.name} (sha256 {file_digest(path)}, step {meta.get('step', '?')})"
+        theirs, ours = json.loads(meta["unet"]), self.net_config.to_dict()
+        narrower = {**theirs, "base": ours["base"]} == ours and theirs["base"] < ours["base"]
+        if theirs != ours and not narrower:
+            raise InputError(path, f"a U-Net of {meta['unet']}, not the {ours} this run trains (or a narrower one)")
+        source = f"{path.name} (sha256 {file_digest(path)}, step {meta.get('step', '?')})"
+        if not narrower:
+            self.model.load_state_dict(state)
+            return source
+        from ..nets.unet import UNet, UNetConfig, widened
+
+        small = UNet(UNetConfig(**theirs))
+        small.load_state_dict(state)
+        self.model.load_state_dict(widened(small, ours["base"], seed=self.config.seed).state_dict())
+        return f"{source}, widened from base {theirs['base']}"
 
     # -- files --------------------------------------------------------------------------------------------
     def save(self, data_description: str = "", target: int | None = None) -> Path:
