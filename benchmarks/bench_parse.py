@@ -2,7 +2,9 @@
 
 Usage: python benchmarks/bench_parse.py DIR [--parser hybrid|unet|mesh] [--labels helen|canonical|bisenet] [--no-merge]
                                            [--json out.json] [--speed] [--precision fp32] [--no-mirror] [--no-refine]
+                                           [--scale F]
        python benchmarks/bench_parse.py DIR --labels lfw-hair --coords original [--split heldout|train|all]
+                                           [--context Z]
        python benchmarks/bench_parse.py --speed
        python benchmarks/bench_parse.py --steps
 DIR holds images/NAME.* and labels/NAME.png (or masks/NAME.png). With Helen labels the prediction is
@@ -10,7 +12,9 @@ converted to Helen's 11 classes and the lips (upper, lower, inner mouth) are mer
 lfw-hair: hair IoU in the photos' own coordinates against images/ + hair/, on the held-out people (the split
 `mgpe train parser` leaves out). --speed: ms per aligned face for the parser alone, and `mgpe parse` faces/s
 end to end on 512² photos. --precision/--no-mirror/--no-refine: the U-Net's inference steps, one by one
-(`UNetParser`'s options); --steps: what each costs, side by side.
+(`UNetParser`'s options); --steps: what each costs, side by side. --scale F: every face and its labels F × as large
+first (bicubic, nearest), as a high-resolution portrait would come. --context Z: lfw-hair parsed from a
+view Z × the aligned face's size (`parse.CONTEXT`, 0.7).
 Examples: python benchmarks/bench_parse.py ../shared/data/helen-samples --labels helen --speed
           python benchmarks/bench_parse.py ../shared/data/lfw-hair --labels lfw-hair --coords original
 """
@@ -69,7 +73,9 @@ def lfw_hair(pipe, folder: Path, split: str, limit: int | None) -> dict:
         photo, truth = read_image(img), read_hair(hair)
         t = time.perf_counter()
         try:
-            labels = parse_image(pipe, photo, context=True).photo_labels
+            parsed = parse_image(pipe, photo, context=True)
+            # A photo that already looks like an aligned face is parsed as one, in its own coordinates.
+            labels = parsed.photo_labels if parsed.photo_labels is not None else parsed.mask.labels
             pred = labels == LABEL_INDEX["hair"]
         except NoFaceError:
             labels, pred = None, np.zeros_like(truth)
@@ -176,6 +182,7 @@ def steps(rounds: int = 5, repeats: int = 10) -> None:
 
 
 def main() -> None:
+    import cv2
     from rich.console import Console
     from rich.table import Table
 
@@ -192,6 +199,8 @@ def main() -> None:
     ap.add_argument("--split", default="heldout", choices=("heldout", "train", "all"),
                     help="lfw-hair: which people (held out of training by a hash of the name)")
     ap.add_argument("--limit", type=int, help="lfw-hair: at most this many photos")
+    ap.add_argument("--scale", type=float, help="aligned folders: faces and labels resized by this factor first")
+    ap.add_argument("--context", type=float, help="lfw-hair: the view around the face (parse.CONTEXT)")
     ap.add_argument("--speed", action="store_true", help="print the parser's speed (no folder needed)")
     ap.add_argument("--no-merge", action="store_true", help="keep upper lip, lower lip and inner mouth apart")
     ap.add_argument("--json", type=Path, help="also write the figures here")
@@ -223,6 +232,10 @@ def main() -> None:
     if args.labels == "lfw-hair":
         if args.coords != "original":
             ap.error("--labels lfw-hair measures hair in the photos' own coordinates: use --coords original")
+        if args.context:
+            import mgpe_toolkit.parse
+
+            mgpe_toolkit.parse.CONTEXT = report["context"] = args.context
         report["lfw_hair"] = r = lfw_hair(pipe, args.folder, args.split, args.limit)
         con.print(f"parser {name} on {r['photos']} {r['split']} photos of {args.folder}: hair IoU "
                   f"{r['hair_iou']:.4f} (pixels pooled), {r['hair_iou_mean_per_photo']:.4f} (mean per photo); "
@@ -234,9 +247,15 @@ def main() -> None:
         _write(args.json, {"parser": name, "folder": str(args.folder), **report})
         return
     merge = None if args.no_merge or args.labels != "helen" else HELEN_LIPS
+    if args.scale:
+        report["scale"] = args.scale
     total, rows, seconds = None, [], 0.0
     for img_path, lab_path in pairs(args.folder):
         image, truth = read_image(img_path), read_mask(lab_path)  # label indices, in args.labels order
+        if args.scale:
+            size = (round(image.shape[1] * args.scale), round(image.shape[0] * args.scale))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
+            truth = cv2.resize(truth, size, interpolation=cv2.INTER_NEAREST)
         t = time.perf_counter()
         pred = pipe.parse(image).labels
         seconds += time.perf_counter() - t
