@@ -88,6 +88,22 @@ def test_the_mirror_pass_averages_the_logits_with_sides_swapped(faces):
     assert np.abs(averaged[l_eye] - 0.5 * (a[l_eye] + b[r_eye][:, ::-1])).max() < 1e-4
 
 
+def test_plane_by_plane_argmax_and_probability_are_numpys():
+    from mgpe_toolkit.stages.parse_unet import best_class, class_probability
+
+    rng = np.random.default_rng(0)
+    logits = (8 * rng.standard_normal((19, 40, 30))).astype(np.float32)
+    logits[5, :10] = logits[2, :10] = 100.0  # ties go to the first, as argmax's do
+    logits[:, -1, -1] = [-1e4] * 18 + [1e4]  # far from likely: exp overflows, the probability is 0
+    assert np.array_equal(best_class(logits), logits.argmax(0)) and best_class(logits).dtype == np.uint8
+    assert (best_class(logits)[:10] == 2).all()
+    e = np.exp(logits.astype(np.float64) - logits.max(0))
+    soft = e / e.sum(0)
+    for k in (L["hair"], 18):
+        assert np.abs(class_probability(logits, k) - soft[k]).max() < 1e-5
+    assert class_probability(logits, L["hair"])[-1, -1] == 0.0
+
+
 def test_a_card_can_turn_the_mirror_pass_off(faces, tmp_path):
     import json
     import shutil

