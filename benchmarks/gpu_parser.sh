@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # One prepared GPU run for the parser (issue 14), under 10 minutes on an H100/H200: fine-tune P_F from the
 # shipped weights (INIT=none: from scratch) on lfw-hair's training people + 400 synthetic portraits, print the
-# loss at the start and the end, and leave the weights, their card, the metrics and the checkpoint (in 15 MB
-# parts: `cat ckpt.part.* > checkpoint.safetensors`) in $OUT.
+# loss at the start and the end, and leave in $OUT the weights, their card, the metrics and the log (a tar in 15 MiB
+# parts: `cat run.tar.part.* | tar -x`), and the checkpoint where it fits (`cat ckpt.part.* > checkpoint.safetensors`).
 #
 # The GPU machine has neither mediapipe nor ../shared, so prepare both here once and carry them:
 #   cp -r ../shared/data/lfw-hair runs/lfw-hair
 #   mgpe train parser --data runs/lfw-hair --pseudo-labels runs/pseudo --out runs/prep --steps 1 --device cpu
 #   (the second line builds the pseudo-labels into runs/pseudo/lfw-hair, about 3 minutes on 2 cores)
 # Run there: bash benchmarks/gpu_parser.sh   (carry runs/lfw-hair and runs/pseudo)
-# Measure here, with the fetched weights in a folder F:
+# Measure here, with the fetched parts unpacked (`cat run.tar.part.* | tar -x` gives F = parser-gpu/):
 #   MGPE_MODELS=F python benchmarks/bench_parse.py ../shared/data/lfw-hair --labels lfw-hair --coords original
 #   MGPE_MODELS=F python benchmarks/bench_parse.py ../shared/data/helen-samples --labels helen
 #   add --no-mirror (one pass) and --speed to see whether a wider net can run without the mirror pass; its card
@@ -52,7 +52,17 @@ k = max(len(rows) // 10, 1)
 mean = lambda part: sum(r["loss/parser_ce"] for r in part) / len(part)
 print(f"{len(rows)} steps logged (last {rows[-1]['step']}): loss first tenth {mean(rows[:k]):.4f} -> last tenth {mean(rows[-k:]):.4f}")
 PY
+# What comes back from the machine: at most 8 files of 16 MiB, 64 MiB in all. The weights, card, metrics and log go
+# as one tar in 15 MiB parts; the checkpoint (three times the weights, with Adam's moments) only where it fits.
 mkdir -p "$out"
-cp "$run/parser-unet.safetensors" "$run/parser-unet.json" "$run/metrics.jsonl" "$run.log" "$out/"
-split -b 15M "$run/checkpoint.safetensors" "$out/ckpt.part."
+tar -cf "$run.tar" -C "$(dirname "$run")" "$(basename "$run")/parser-unet.safetensors" \
+    "$(basename "$run")/parser-unet.json" "$(basename "$run")/metrics.jsonl" "$(basename "$run").log"
+split -b 15M "$run.tar" "$out/run.tar.part."
+mib() { echo $(( ($(stat -c %s "$1") + 1048575) / 1048576 )); }
+if (( $(mib "$run.tar") + $(mib "$run/checkpoint.safetensors") <= 62 )) && \
+   (( $(ls "$out" | wc -l) + $(mib "$run/checkpoint.safetensors") / 15 + 1 <= 8 )); then
+  split -b 15M "$run/checkpoint.safetensors" "$out/ckpt.part."
+else
+  echo "checkpoint left on the machine: $(mib "$run/checkpoint.safetensors") MiB would pass what comes back"
+fi
 ls -la "$out"
