@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/bench_train.py [--steps 20] [--gpu-batch 8] [--compile]
        python benchmarks/bench_train.py --grid [--configs lean paper] [--gpu-batches 8 32] [--steps 20] [--loop]
+       python benchmarks/bench_train.py --parser 16 24 [--parser-batch 32] [--steps 20]
 Prints: it/s and peak RSS for `tiny` on CPU (synthetic portraits, batch 8, no parser loss), the paper config's
 GFLOPs and parameters per edited 256² image (torch.utils.flop_counter), and, when CUDA is present, `lean` at
 batch 8 in bf16: it/s and peak GPU memory, with the GPU model, as `mgpe train` runs it, with the data built
@@ -9,7 +10,8 @@ in the training process, and for the compute alone (--compile: the compute alone
 graphs). --grid: per config and batch, it/s of the compute alone and with data as `mgpe train` builds it, peak
 GPU memory and the GPU's busy fraction; --loop adds run_gan_training's rate (logs, samples, checkpoints; each
 call starts its data workers anew, so short runs understate it: gpu_figures.sh times the CLI instead); on CPU,
-tiny only. Rates with data workers are timed once the workers' prefetched batches are used up.
+tiny only. Rates with data workers are timed once the workers' prefetched batches are used up. --parser: the
+parser's training step per U-Net width, compute alone (parser_rates).
 """
 from __future__ import annotations
 
@@ -226,6 +228,45 @@ def gpu_figures(steps: int, batch: int, compile: bool, variants: bool = False) -
         run(paper, 3, "cuda", fixed=True, profile=True)
 
 
+def parser_rates(bases: list[int], batch: int, steps: int, device: str) -> None:
+    """Compute-alone it/s of the parser's training step (256², one batch of synthetic portraits reused), per U-Net
+    width: as `mgpe train parser` runs it (on CUDA bf16 autocast and channels-last) and, on CUDA, in fp32 too.
+    The last line, `parser rate R it/s`, is what gpu_parser.sh sizes its schedule by (first base, default)."""
+    import torch
+
+    from mgpe_toolkit.train.data import SyntheticSet
+    from mgpe_toolkit.train.parser import ParserTrainConfig, ParserTrainer
+
+    cuda = torch.device(device).type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    first = None
+    for base in bases:
+        variants = [("default", {}), ("fp32, NCHW", {"amp": False, "channels_last": False})] if cuda else \
+            [("default", {})]
+        for what, options in variants:
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            with tempfile.TemporaryDirectory() as out:
+                cfg = ParserTrainConfig(size=256, base=base, batch=batch, augment="none")
+                trainer = ParserTrainer(SyntheticSet(16, 256), out, cfg, device=device, **options)
+                item = trainer.batches(0)
+                for _ in range(3):
+                    trainer.train_step(item)
+                sync()
+                t = time.perf_counter()
+                for _ in range(steps):
+                    trainer.train_step(item)
+                sync()
+                rate = steps / (time.perf_counter() - t)
+                peak = f", peak {torch.cuda.max_memory_allocated() / 2 ** 30:.1f} GiB" if cuda else ""
+                mode = " (bf16 autocast, channels-last)" if trainer.amp else ""
+                print(f"parser base {base}, batch {batch}, 256², {what}{mode}: {rate:.2f} it/s compute alone{peak}",
+                      flush=True)
+                if first is None:
+                    first = rate
+    print(f"parser rate {first:.2f} it/s")
+
+
 def main() -> None:
     import torch
 
@@ -241,8 +282,14 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=["lean", "paper"])
     ap.add_argument("--gpu-batches", nargs="+", type=int, default=[8, 32])
     ap.add_argument("--loop", action="store_true", help="--grid: also time run_gan_training")
+    ap.add_argument("--parser", nargs="+", type=int, metavar="BASE",
+                    help="time the parser's training step instead, per U-Net width (parser_rates)")
+    ap.add_argument("--parser-batch", type=int, default=32)
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+    if args.parser:
+        parser_rates(args.parser, args.parser_batch, args.steps, "cuda" if torch.cuda.is_available() else "cpu")
+        return
     if args.grid:
         grid(args.configs, args.gpu_batches, args.steps, args.loop)
         return

@@ -14,16 +14,18 @@
 #   MGPE_MODELS=F python benchmarks/bench_parse.py ../shared/data/helen-samples --labels helen
 #   add --no-mirror (one pass) and --speed to see whether a wider net can run without the mirror pass; its card
 #   then says so: "inference": {"mirror": false} in parser-unet.json (`parse_unet.card_mirror`).
-# Settings (environment): STEPS 6000 (the cosine decay ends there; about 15 it/s at batch 32 on an H200 with 15
-# data workers, base 16), MINUTES 7 (a hard stop; the last checkpoint is kept), BATCH 32, LR 1e-3, BASE 16 (wider
-# than INIT's: INIT is widened first, the same masks at step 0), INIT (the shipped weights; none: from scratch),
-# DEVICE cuda, WORKERS 15, LFW runs/lfw-hair, PSEUDO runs/pseudo, RUN runs/parser-gpu.
+# Settings (environment): MINUTES 7 (the training's share of the device time; a hard stop, the last checkpoint is
+# kept), STEPS (where the cosine decay ends; by default as many as fit in MINUTES: the training step's rate is timed
+# first, `bench_train.py --parser`, and 85% of it over MINUTES less a minute of start-up is used; an H200 ran base
+# 16 in fp32 at about 15 it/s at batch 32 with 15 data workers), BATCH 32, LR 1e-3, BASE 16 (wider than INIT's:
+# INIT is widened first, the same masks at step 0), INIT (the shipped weights; none: from scratch), DEVICE cuda,
+# WORKERS 15, LFW runs/lfw-hair, PSEUDO runs/pseudo, RUN runs/parser-gpu. On CUDA the step runs in bf16 autocast
+# with channels-last memory (ParserTrainer's defaults).
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-steps=${STEPS:-6000}
 lfw=${LFW:-runs/lfw-hair}
 pseudo=${PSEUDO:-runs/pseudo}
 run=${RUN:-runs/parser-gpu}
@@ -35,16 +37,25 @@ done
 $py -c "import mgpe_toolkit" 2>/dev/null || $py -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -2
 [ "${DEVICE:-cuda}" = cpu ] || nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 mkdir -p "$(dirname "$run")"
+minutes=${MINUTES:-7}
+steps=${STEPS:-}
+if [ -z "$steps" ]; then  # size the schedule so that its decay ends within the time given
+  $py benchmarks/bench_train.py --parser "${BASE:-16}" --parser-batch "${BATCH:-32}" --steps 30 | tee "$run.rate"
+  rate=$(sed -n 's/^parser rate \([0-9.]*\) it\/s$/\1/p' "$run.rate")
+  steps=$($py -c "print(max(100, int(0.85 * $rate * ($minutes * 60 - 60))))")
+  echo "steps: $steps (85% of $rate it/s over $minutes minutes less one)"
+fi
 start=$(date +%s)
 init_args=()
 [ "$init" = none ] || init_args=(--init "$init")
 # timeout stops a run the schedule cannot finish in time; what it has checkpointed stays.
-timeout "$(( ${MINUTES:-7} * 60 ))" $py -m mgpe_toolkit train parser --data "$lfw" --data synthetic:400 \
+timeout "$(( minutes * 60 ))" $py -m mgpe_toolkit train parser --data "$lfw" --data synthetic:400 \
   --pseudo-labels "$pseudo" --out "$run" --size 256 --base "${BASE:-16}" --batch "${BATCH:-32}" --lr "${LR:-1e-3}" \
   --steps "$steps" --decay-steps "$steps" --checkpoint-every 250 --device "${DEVICE:-cuda}" \
   --workers "${WORKERS:-15}" "${init_args[@]}" > "$run.log" 2>&1 || echo "stopped (exit $?) before step $steps"
 echo "train wall $(( $(date +%s) - start )) s"
 grep -a "data:" "$run.log" | head -1 | cut -c1-200 || true
+tr '\n' ' ' < "$run.log" | grep -o "time: .*checkpoints" | tr -s ' ' || true
 $py - "$run/metrics.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if '"loss/parser_ce"' in line]

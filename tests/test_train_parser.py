@@ -44,6 +44,40 @@ def test_resume_continues_exactly(tmp_path):
     assert steps == list(range(1, 13))
 
 
+def test_bf16_autocast_and_channels_last_train_like_fp32_and_resume_exactly(tmp_path):
+    """What a CUDA run does by default (bf16 autocast, channels_last), here on the CPU: the same loss within bf16's
+    precision, a falling loss, contiguous weights on disk, and an exact resume with moments laid out as the
+    parameters (fused Adam on CUDA refuses a mismatch)."""
+    cfg = ParserTrainConfig(**TINY, checkpoint_every=4)
+    plain = ParserTrainer(SyntheticSet(50, 64), tmp_path / "fp32", cfg, device="cpu")
+    fast = ParserTrainer(SyntheticSet(50, 64), tmp_path / "bf16", cfg, device="cpu", amp=True, channels_last=True)
+    assert not plain.amp and (fast.amp, fast.channels_last) == (True, True)
+    conv = next(m.weight for m in fast.model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    a, b = plain.train_step(), fast.train_step()
+    assert abs(a - b) < 0.02 * a, (a, b)
+    losses = run_training(fast, 40, data_description="")
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+
+    straight = ParserTrainer(SyntheticSet(50, 64), tmp_path / "a", cfg, device="cpu", channels_last=True)
+    run_training(straight, 7, data_description="")
+    first = ParserTrainer(SyntheticSet(50, 64), tmp_path / "b", cfg, device="cpu", channels_last=True)
+    run_training(first, 4, data_description="")
+    resumed = ParserTrainer(SyntheticSet(50, 64), tmp_path / "b", cfg, device="cpu", channels_last=True)
+    assert resumed.resume() and resumed.step == 4
+    for p in resumed.model.parameters():
+        for value in resumed.opt.state[p].values():
+            assert value.shape != p.shape or value.stride() == p.stride()
+    run_training(resumed, 7, data_description="")
+    for (k, x), (_, y) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(x, y), k
+    from mgpe_toolkit.stages.parse_unet import load_unet
+
+    net, _ = load_unet(tmp_path / "b" / "parser-unet.safetensors", "cpu")
+    for (k, x), (_, y) in zip(net.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(x, y), k
+
+
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     cfg = ParserTrainConfig(**TINY)
     (tmp_path / "checkpoint.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")

@@ -260,8 +260,8 @@ def train_parser_cmd(
     description = dataset.describe()
     if not _resume(trainer, resume, steps, out_dir / CHECKPOINT, con, description):
         return
-    con.print(f"data: {description}; device: {trainer.device}; class weights: "
-              f"{json.dumps([round(float(w), 2) for w in trainer.weights])}")
+    con.print(f"data: {description}; device: {trainer.device}{' (bf16 autocast)' if trainer.amp else ''}; "
+              f"class weights: {json.dumps([round(float(w), 2) for w in trainer.weights])}")
     _with_progress("train parser", trainer, steps, con, lambda loss: f"loss {loss:.3f}",
                    lambda on_step: run_training(trainer, steps, data_description=description, on_step=on_step,
                                                workers=workers))

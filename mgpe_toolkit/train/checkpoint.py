@@ -100,7 +100,19 @@ def load_into(path: str | os.PathLike, models: dict[str, torch.nn.Module],
     for name, opt in (optimizers or {}).items():
         if name in meta["optimizers"]:
             opt.load_state_dict(_unflatten_optimizer(name, tensors, meta["optimizers"][name]))
+            _match_layout(opt)
     return meta
+
+
+def _match_layout(opt: torch.optim.Optimizer) -> None:
+    """Give each loaded moment its parameter's memory layout: checkpoints store them contiguous, a channels_last
+    network's are not, and fused Adam on CUDA wants parameters and moments alike."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            state = opt.state.get(p, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                    state[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
 def same_run(path: Path, meta: dict[str, Any], config: dict, data_description: str | None) -> None:

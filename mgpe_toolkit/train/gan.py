@@ -13,7 +13,8 @@ from ..errors import InputError, UsageError
 from ..nets.config import GANConfig
 from ..weights import file_digest
 from .data import BatchMaker, Dataset, SampleSource, batch_tensors, stack_samples, to_training
-from .loop import RunLog, RunTimes, Warnings, pick_device, step_batches, step_rng, to_host
+from .loop import RunLog, RunTimes, Warnings, cuda_speedups, pick_device, step_batches, step_rng, to_host
+from .loop import autocast as loop_autocast
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "mgpe-gan.safetensors"
@@ -146,15 +147,7 @@ class GANTrainer:
             for p in self.parser.parameters():
                 p.requires_grad_(False)
             self.parser_info = {"parser": str(parser_weights), "parser_sha256_16": file_digest(Path(parser_weights))}
-        cuda = self.device.type == "cuda"
-        self.amp = cuda if amp is None else amp
-        if cuda if channels_last is None else channels_last:
-            self.G = self.G.to(memory_format=torch.channels_last)
-            self.D = self.D.to(memory_format=torch.channels_last)
-            if self.D2 is not None:
-                self.D2 = self.D2.to(memory_format=torch.channels_last)
-        if cuda:
-            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution once
+        self.amp, _ = cuda_speedups(self.device, amp, channels_last, self.G, self.D, self.D2)
         if compile or graphs:  # in place (state_dict keys unchanged), each network the training step calls
             mode = "reduce-overhead" if graphs else None
             for module in self.G.children():
@@ -227,7 +220,7 @@ class GANTrainer:
         self.D.train()
         if self.D2 is not None:
             self.D2.train()
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else _null()
+        autocast = loop_autocast(self.device, self.amp)
         with autocast:
             codes, local, fakes = self._generator(self._generate, b, gen)
 
@@ -511,14 +504,6 @@ def _parsing_weights():
     by_name = {c: helen[HELEN_LABELS[i]] for i, c in enumerate(HELEN_TO_CANONICAL)}
     by_name.update({c: helen[HELEN_LABELS[HELEN_TO_CANONICAL.index(h)]] for c, h in HELEN_FALLBACK.items()})
     return torch.tensor([by_name.get(n, 1.0) for n in LABELS], dtype=torch.float32)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def export_generator(G, path: Path, *, step: int, data: str = "", extra: dict | None = None) -> Path:

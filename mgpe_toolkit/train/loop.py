@@ -28,6 +28,33 @@ def pick_device(name: str = "auto"):
     return device
 
 
+def cuda_speedups(device, amp: bool | None, channels_last: bool | None, *modules) -> tuple[bool, bool]:
+    """bf16 autocast and channels_last memory, each on by default (None) on CUDA and off elsewhere, and cuDNN's
+    autotuner on CUDA (fixed shapes: the fastest convolution is picked once). Converts `modules` in place when
+    channels_last is on; returns (amp, channels_last) as decided (amp: see `autocast`)."""
+    import torch
+
+    cuda = device.type == "cuda"
+    amp = cuda if amp is None else amp
+    channels_last = cuda if channels_last is None else channels_last
+    if channels_last:
+        for module in modules:
+            if module is not None:
+                module.to(memory_format=torch.channels_last)
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    return amp, channels_last
+
+
+def autocast(device, amp: bool):
+    """The context a training step's forward passes run in: bf16 autocast on `device` when amp, else nothing."""
+    import contextlib
+
+    import torch
+
+    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+
+
 def step_rng(seed: int, step: int) -> np.random.Generator:
     """The random stream of one training step: which samples, which flips. Depends only on (seed, step), so a
     resumed run draws exactly what the uninterrupted run would have."""

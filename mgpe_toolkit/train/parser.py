@@ -11,7 +11,8 @@ import numpy as np
 from ..distributed import ddp
 from ..errors import UsageError
 from .data import BatchMaker, Dataset, Sample, SampleSource, batch_tensors, stack_samples, to_training
-from .loop import RunLog, RunTimes, Warnings, pick_device, step_batches, step_rng, to_host
+from .loop import (RunLog, RunTimes, Warnings, autocast, cuda_speedups, pick_device, step_batches, step_rng,
+                   to_host)
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "parser-unet.safetensors"
@@ -97,7 +98,9 @@ class ParserBatches(BatchMaker):
 
 class ParserTrainer:
     def __init__(self, dataset: Dataset, out: str | Path, config: ParserTrainConfig = ParserTrainConfig(), *,
-                 device: str = "auto", warn: Callable[[str], None] | None = None, init: str | Path | None = None):
+                 device: str = "auto", warn: Callable[[str], None] | None = None, init: str | Path | None = None,
+                 amp: bool | None = None, channels_last: bool | None = None):
+        """amp (bf16 autocast) and channels_last default to True on CUDA, False elsewhere."""
         import torch
 
         from ..nets.unet import UNet, UNetConfig, class_weights
@@ -118,6 +121,7 @@ class ParserTrainer:
         if init is not None:  # fine-tuning: weights from an earlier run, a fresh optimiser
             self.init = self._load_init(Path(init))
         self.model = ddp.sync_batchnorm(self.model, self.world, self.device)
+        self.amp, self.channels_last = cuda_speedups(self.device, amp, channels_last, self.model)
         self._forward = ddp.parallel(self.model, self.world, self.device)  # what the step calls
         self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=self.device.type == "cuda")
         counted = SampleSource(dataset, config.size, lambda m: self.warnings([m]))
@@ -134,10 +138,14 @@ class ParserTrainer:
         self.warnings(messages)
         self.model.train()
         x, y = to_training(x, y, self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         for group in self.opt.param_groups:
             group["lr"] = self.config.lr_at(self.step)
+        with autocast(self.device, self.amp):
+            logits = self._forward(x)
         # The class-weighted mean divides by the weights of the batch's pixels: all ranks' (ddp.batch_mean).
-        total = torch.nn.functional.cross_entropy(self._forward(x), y, weight=self.loss_fn.weight,
+        total = torch.nn.functional.cross_entropy(logits.float(), y, weight=self.loss_fn.weight,
                                                   ignore_index=self.loss_fn.ignore_index, reduction="sum")
         known = y[y != self.loss_fn.ignore_index]
         loss = ddp.batch_mean(total, self.loss_fn.weight[known].sum(), self.world)
