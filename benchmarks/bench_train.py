@@ -230,7 +230,8 @@ def gpu_figures(steps: int, batch: int, compile: bool, variants: bool = False) -
 
 def parser_rates(bases: list[int], batch: int, steps: int, device: str) -> None:
     """Compute-alone it/s of the parser's training step (256², one batch of synthetic portraits reused), per U-Net
-    width: as `mgpe train parser` runs it (on CUDA bf16 autocast and channels-last) and, on CUDA, in fp32 too.
+    width: as `mgpe train parser` runs it (channels-last; on CUDA in bf16 autocast), in fp32 with NCHW memory, and on
+    the CPU in bf16 autocast too (fast only where the CPU has bf16 instructions).
     The last line, `parser rate R it/s`, is what gpu_parser.sh sizes its schedule by (first base, default)."""
     import torch
 
@@ -241,8 +242,9 @@ def parser_rates(bases: list[int], batch: int, steps: int, device: str) -> None:
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     first = None
     for base in bases:
-        variants = [("default", {}), ("fp32, NCHW", {"amp": False, "channels_last": False})] if cuda else \
-            [("default", {})]
+        variants = [("default", {}), ("other", {"amp": False, "channels_last": False})]
+        if not cuda:
+            variants.insert(1, ("other", {"amp": True}))
         for what, options in variants:
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
@@ -259,9 +261,10 @@ def parser_rates(bases: list[int], batch: int, steps: int, device: str) -> None:
                 sync()
                 rate = steps / (time.perf_counter() - t)
                 peak = f", peak {torch.cuda.max_memory_allocated() / 2 ** 30:.1f} GiB" if cuda else ""
-                mode = " (bf16 autocast, channels-last)" if trainer.amp else ""
-                print(f"parser base {base}, batch {batch}, 256², {what}{mode}: {rate:.2f} it/s compute alone{peak}",
-                      flush=True)
+                mode = f"{'bf16 autocast' if trainer.amp else 'fp32'}, " \
+                       f"{'channels-last' if trainer.channels_last else 'NCHW'}"
+                print(f"parser base {base}, batch {batch}, 256², {mode}{' (default)' * (what == 'default')}: "
+                      f"{rate:.2f} it/s compute alone{peak}", flush=True)
                 if first is None:
                     first = rate
     print(f"parser rate {first:.2f} it/s")

@@ -106,7 +106,7 @@ def load_into(path: str | os.PathLike, models: dict[str, torch.nn.Module],
 
 def _match_layout(opt: torch.optim.Optimizer) -> None:
     """Give each loaded moment its parameter's memory layout: checkpoints store them contiguous, a channels_last
-    network's are not, and fused Adam on CUDA wants parameters and moments alike."""
+    network's are not, and fused Adam on CUDA has refused the mismatch (pytorch/pytorch#106951)."""
     for group in opt.param_groups:
         for p in group["params"]:
             state = opt.state.get(p, {})
