@@ -13,8 +13,7 @@ from ..errors import InputError, UsageError
 from ..nets.config import GANConfig
 from ..weights import file_digest
 from .data import BatchMaker, Dataset, SampleSource, batch_tensors, stack_samples, to_training
-from .loop import RunLog, RunTimes, Warnings, cuda_speedups, pick_device, step_batches, step_rng, to_host
-from .loop import autocast as loop_autocast
+from .loop import RunLog, RunTimes, Warnings, autocast, cuda_speedups, pick_device, step_batches, step_rng, to_host
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "mgpe-gan.safetensors"
@@ -220,13 +219,13 @@ class GANTrainer:
         self.D.train()
         if self.D2 is not None:
             self.D2.train()
-        autocast = loop_autocast(self.device, self.amp)
-        with autocast:
+        mixed = autocast(self.device, self.amp)  # bf16 on CUDA by default (cuda_speedups)
+        with mixed:
             codes, local, fakes = self._generator(self._generate, b, gen)
 
         # Discriminators (Eq. 3): the real target with its mask against each branch's result.
         d_scale = 0.5 if cfg.losses == "paper" else 1.0
-        with autocast:
+        with mixed:
             loss_d = 0
             for k, fake in fakes.items():
                 d = self._disc(k)
@@ -238,7 +237,7 @@ class GANTrainer:
 
         # Generator (Eq. 9); feature matching compares with real features from D as it is now (after its step).
         # D's gradients from this backward are never used: not averaged over ranks either.
-        with ddp.no_sync(self._discriminators["D"]), ddp.no_sync(self._discriminators.get("D2")), autocast:
+        with ddp.no_sync(self._discriminators["D"]), ddp.no_sync(self._discriminators.get("D2")), mixed:
             zero = local.new_zeros(())
             sigmoid = fm = glob = vgg = gp = zero
             for k, fake in fakes.items():
