@@ -230,8 +230,8 @@ def gpu_figures(steps: int, batch: int, compile: bool, variants: bool = False) -
 
 def parser_rates(bases: list[int], batch: int, steps: int, device: str) -> None:
     """Compute-alone it/s of the parser's training step (256², one batch of synthetic portraits reused), per U-Net
-    width: as `mgpe train parser` runs it (channels-last; on CUDA in bf16 autocast), in fp32 with NCHW memory, and on
-    the CPU in bf16 autocast too (fast only where the CPU has bf16 instructions).
+    width: as `mgpe train parser` runs it (on CUDA bf16 autocast with channels-last memory, on the CPU fp32 NCHW),
+    then on CUDA in fp32 NCHW, on the CPU in bf16 autocast and/or channels-last.
     The last line, `parser rate R it/s`, is what gpu_parser.sh sizes its schedule by (first base, default)."""
     import torch
 
@@ -242,10 +242,9 @@ def parser_rates(bases: list[int], batch: int, steps: int, device: str) -> None:
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     first = None
     for base in bases:
-        variants = [("default", {}), ("other", {"amp": False, "channels_last": False})]
-        if not cuda:
-            variants.insert(1, ("other", {"amp": True}))
-        for what, options in variants:
+        others = [{"amp": False, "channels_last": False}] if cuda else \
+            [{"amp": True}, {"channels_last": True}, {"amp": True, "channels_last": True}]
+        for what, options in [("default", {})] + [("other", o) for o in others]:
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             with tempfile.TemporaryDirectory() as out:

@@ -45,12 +45,12 @@ def test_resume_continues_exactly(tmp_path):
 
 
 def test_bf16_autocast_and_channels_last_train_like_fp32_and_resume_exactly(tmp_path):
-    """bf16 autocast (a CUDA run's default) and channels_last (the default everywhere), here on the CPU: the same
-    loss within bf16's precision, a falling loss, and an exact resume with the moments laid out as the parameters
-    (fused Adam on CUDA has refused a mismatch: pytorch/pytorch#106951); the weights on disk load as usual."""
+    """bf16 autocast and channels_last (a CUDA run's defaults), here on the CPU: the same loss within bf16's
+    precision, a falling loss, and an exact resume with the moments laid out as the parameters (fused Adam on
+    CUDA has refused a mismatch: pytorch/pytorch#106951); the weights on disk load as usual."""
     cfg = ParserTrainConfig(**TINY, checkpoint_every=4)
-    plain = ParserTrainer(SyntheticSet(50, 64), tmp_path / "fp32", cfg, device="cpu", channels_last=False)
-    fast = ParserTrainer(SyntheticSet(50, 64), tmp_path / "bf16", cfg, device="cpu", amp=True)
+    plain = ParserTrainer(SyntheticSet(50, 64), tmp_path / "fp32", cfg, device="cpu")
+    fast = ParserTrainer(SyntheticSet(50, 64), tmp_path / "bf16", cfg, device="cpu", amp=True, channels_last=True)
     assert (plain.amp, plain.channels_last) == (False, False) and (fast.amp, fast.channels_last) == (True, True)
     conv = next(m.weight for m in fast.model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
@@ -133,6 +133,7 @@ def test_cli_trains_and_the_unet_parser_uses_the_weights(tmp_path, astronaut):
     assert proc.returncode == 0, proc.stderr
     card = json.loads((run / "parser-unet.json").read_text())
     assert card["steps"] == 20 and card["command"].startswith("mgpe train parser --data synthetic:64")
+    assert card["precision"] == "fp32"  # --precision auto on a CPU
     again = subprocess.run(cmd, capture_output=True, text=True)
     assert again.returncode == 2 and "--resume" in again.stderr
     from mgpe_toolkit.stages.parse_unet import UNetParser
@@ -147,6 +148,25 @@ def test_cli_trains_and_the_unet_parser_uses_the_weights(tmp_path, astronaut):
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tmp_path / "masks" / "face.png").is_file()
+
+
+def test_precision_option_trains_in_bf16_on_request_and_refuses_unknown_values(tmp_path):
+    base = [sys.executable, "-m", "mgpe_toolkit", "train", "parser", "--data", "synthetic:16", "--steps", "3",
+            "--size", "64", "--base", "8", "--batch", "4", "--device", "cpu"]
+    proc = subprocess.run(base + ["--out", str(tmp_path / "bf16"), "--precision", "bf16"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "(bf16 autocast)" in proc.stderr
+    card = json.loads((tmp_path / "bf16" / "parser-unet.json").read_text())
+    assert card["precision"] == "bf16 autocast" and card["steps"] == 3
+    losses = [json.loads(line)["loss/parser_ce"] for line in (tmp_path / "bf16" / "metrics.jsonl").open()]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    for cmd in (base + ["--out", str(tmp_path / "fp16")],
+                [sys.executable, "-m", "mgpe_toolkit", "train", "--config", "tiny", "--data", "synthetic:4", "--out",
+                 str(tmp_path / "fp16")]):
+        proc = subprocess.run(cmd + ["--precision", "fp16"], capture_output=True, text=True)
+        assert proc.returncode == 2 and "--precision 'fp16': expected auto, bf16 or fp32" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "fp16").exists()
 
 
 def test_unet_plugin_says_why_it_is_unusable_without_weights(monkeypatch, tmp_path):

@@ -17,6 +17,20 @@ def _workers_option():
                                                        "GPU (default: none on CPU, up to 8 with a GPU).")
 
 
+def _precision_option():
+    return typer.Option("auto", "--precision", help="auto: bf16 autocast on CUDA, fp32 elsewhere; bf16: autocast "
+                                                    "on any device (on a CPU fast only with bf16 instructions, e.g. "
+                                                    "AVX512-BF16 or AMX); fp32.")
+
+
+def _amp(precision: str) -> bool | None:
+    """--precision as the trainers' `amp` argument (None: the device decides)."""
+    choices = {"auto": None, "bf16": True, "fp32": False}
+    if precision not in choices:
+        fail(f"--precision {precision!r}: expected auto, bf16 or fp32")
+    return choices[precision]
+
+
 def _gpus_option():
     return typer.Option(0, "--gpus", min=0, help="Train on this many GPUs of this machine, one process each "
                                                  "(DistributedDataParallel; the batch is split between them). "
@@ -98,6 +112,7 @@ def train_main(
     graphs: bool = typer.Option(False, "--graphs", help="--compile with CUDA graphs (mode reduce-overhead): fewer "
                                                         "kernel launches; one CUDA GPU."),
     workers: Optional[int] = _workers_option(),
+    precision: str = _precision_option(),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.safetensors."),
     gpus: int = _gpus_option(),
     nproc: int = _nproc_option(),
@@ -108,6 +123,7 @@ def train_main(
         return
     if data is None or out is None:
         fail("`mgpe train` needs --data and --out (see `mgpe train --help`)")
+    amp = _amp(precision)
     from ..nets.config import load_config
     from ..train.data import open_dataset
     from ..train.gan import CHECKPOINT, WEIGHTS, GANTrainer, run_gan_training
@@ -132,7 +148,7 @@ def train_main(
         _record_command(out_dir / (Path(WEIGHTS).stem + ".json"), skip=2)
         return
     trainer = GANTrainer(dataset, out_dir, cfg, parser_weights=parser_weights, device=device, compile=compile_,
-                         graphs=graphs, warn=lambda m: con.print(styled("warning:", "yellow", m)))
+                         graphs=graphs, warn=lambda m: con.print(styled("warning:", "yellow", m)), amp=amp)
     if cfg.lambda_vgg > 0:
         said = trainer.use_perceptual(perceptual_weights)
         con.print(styled("perceptual loss:", "yellow" if trainer.vgg is None else "", said))
@@ -232,12 +248,15 @@ def train_parser_cmd(
     every: int = typer.Option(100, "--checkpoint-every", min=1),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:N."),
     workers: Optional[int] = _workers_option(),
+    precision: str = _precision_option(),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.safetensors."),
     gpus: int = _gpus_option(),
     nproc: int = _nproc_option(),
 ):
     """Train the U-Net parser P_F (class-weighted cross-entropy); writes weights the `unet` parser loads."""
     import json
+
+    amp = _amp(precision)
 
     from ..train.data import Mixture, open_dataset
     from ..train.parser import CHECKPOINT, WEIGHTS, ParserTrainConfig, ParserTrainer, run_training
@@ -256,7 +275,7 @@ def train_parser_cmd(
     config = ParserTrainConfig(size=size, base=base, batch=batch, lr=lr, seed=seed, checkpoint_every=every,
                                augment=augment, decay_steps=decay_steps)
     trainer = ParserTrainer(dataset, out_dir, config, device=device, init=None if resume else init,
-                            warn=lambda m: con.print(styled("warning:", "yellow", m)))
+                            warn=lambda m: con.print(styled("warning:", "yellow", m)), amp=amp)
     description = dataset.describe()
     if not _resume(trainer, resume, steps, out_dir / CHECKPOINT, con, description):
         return

@@ -13,7 +13,8 @@ from ..errors import InputError, UsageError
 from ..nets.config import GANConfig
 from ..weights import file_digest
 from .data import BatchMaker, Dataset, SampleSource, batch_tensors, stack_samples, to_training
-from .loop import RunLog, RunTimes, Warnings, autocast, cuda_speedups, pick_device, step_batches, step_rng, to_host
+from .loop import (RunLog, RunTimes, Warnings, autocast, cuda_speedups, pick_device, precision_name, step_batches,
+                   step_rng, to_host)
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "mgpe-gan.safetensors"
@@ -459,7 +460,8 @@ class GANTrainer:
                         optimizers={"G": self.opt_g, "D": self.opt_d}, config=self.config.to_dict(),
                         extra={**self.parser_info, "data": data_description, "world_size": self.world.size})
         return export_generator(self.G, self.out / WEIGHTS, step=self.step, data=data_description,
-                                extra={**self.parser_info, **self.vgg_info, **run_state(self.step, target)})
+                                extra={**self.parser_info, **self.vgg_info, **run_state(self.step, target),
+                                       "precision": precision_name(self.amp)})
 
     def _models(self) -> dict:
         return {"G": self.G, "D": self.D, **({"D2": self.D2} if self.D2 is not None else {})}

@@ -55,6 +55,11 @@ def autocast(device, amp: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
 
 
+def precision_name(amp: bool) -> str:
+    """How a run's model card names its arithmetic."""
+    return "bf16 autocast" if amp else "fp32"
+
+
 def step_rng(seed: int, step: int) -> np.random.Generator:
     """The random stream of one training step: which samples, which flips. Depends only on (seed, step), so a
     resumed run draws exactly what the uninterrupted run would have."""
