@@ -19,8 +19,9 @@
 # first, `bench_train.py --parser`, and 85% of it over MINUTES less a minute of start-up is used; an H200 ran base
 # 16 in fp32 at about 15 it/s at batch 32 with 15 data workers), BATCH 32, LR 1e-3, BASE 16 (wider than INIT's:
 # INIT is widened first, the same masks at step 0), INIT (the shipped weights; none: from scratch), DEVICE cuda,
-# WORKERS 15, LFW runs/lfw-hair, PSEUDO runs/pseudo, RUN runs/parser-gpu. On CUDA the step runs in bf16 autocast
-# with channels-last memory (ParserTrainer's defaults).
+# WORKERS 15, LFW runs/lfw-hair, PSEUDO runs/pseudo, RUN runs/parser-gpu, PRECISION auto (on CUDA bf16 autocast
+# with channels-last memory; fp32: the arithmetic the shipped weights were trained in; set STEPS with it, since the
+# rate timed first is bf16's).
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
@@ -52,7 +53,8 @@ init_args=()
 timeout "$(( minutes * 60 ))" $py -m mgpe_toolkit train parser --data "$lfw" --data synthetic:400 \
   --pseudo-labels "$pseudo" --out "$run" --size 256 --base "${BASE:-16}" --batch "${BATCH:-32}" --lr "${LR:-1e-3}" \
   --steps "$steps" --decay-steps "$steps" --checkpoint-every 250 --device "${DEVICE:-cuda}" \
-  --workers "${WORKERS:-15}" "${init_args[@]}" > "$run.log" 2>&1 || echo "stopped (exit $?) before step $steps"
+  --workers "${WORKERS:-15}" --precision "${PRECISION:-auto}" "${init_args[@]}" > "$run.log" 2>&1 \
+  || echo "stopped (exit $?) before step $steps"
 echo "train wall $(( $(date +%s) - start )) s"
 grep -a "data:" "$run.log" | head -1 | cut -c1-200 || true
 tr '\n' ' ' < "$run.log" | grep -o "time: .*checkpoints" | tr -s ' ' || true
