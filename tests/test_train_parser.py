@@ -55,7 +55,7 @@ def test_bf16_autocast_and_channels_last_train_like_fp32_and_resume_exactly(tmp_
     conv = next(m.weight for m in fast.model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     a, b = plain.train_step(), fast.train_step()
-    assert abs(a - b) < 0.02 * a, (a, b)
+    assert 1e-5 * a < abs(a - b) < 0.02 * a, (a, b)  # bf16 indeed (2e-4 apart here), and close
     losses = run_training(fast, 40, data_description="")
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
 
