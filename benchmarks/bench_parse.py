@@ -5,6 +5,7 @@ Usage: python benchmarks/bench_parse.py DIR [--parser hybrid|unet|mesh] [--label
                                            [--scale F]
        python benchmarks/bench_parse.py DIR --labels lfw-hair --coords original [--split heldout|train|all]
                                            [--context Z]
+       python benchmarks/bench_parse.py DIR --labels celebamask [--split heldout|train|all]
        python benchmarks/bench_parse.py --speed
        python benchmarks/bench_parse.py --steps
 DIR holds images/NAME.* and labels/NAME.png (or masks/NAME.png). With Helen labels the prediction is
@@ -15,8 +16,13 @@ end to end on 512² photos. --precision/--no-mirror/--no-refine: the U-Net's inf
 (`UNetParser`'s options); --steps: what each costs, side by side. --scale F: every face and its labels F × as large
 first (bicubic, nearest), as a high-resolution portrait would come. --context Z: lfw-hair parsed from a
 view Z × the aligned face's size (`parse.CONTEXT`, 0.7).
+celebamask: DIR holds images/ + masks/ in CelebAMask-HQ's order and sides (celebamask-mini); every portrait is
+parsed as `mgpe parse` parses a photo, in its own coordinates, and scored with sides as the data has them:
+pixel accuracy, F1 per class, mean F1 over the 18 classes other than background, pixels pooled, on the
+held-out split (the hash of the name that `mgpe train parser --labels celebamask` leaves out).
 Examples: python benchmarks/bench_parse.py ../shared/data/helen-samples --labels helen --speed
           python benchmarks/bench_parse.py ../shared/data/lfw-hair --labels lfw-hair --coords original
+          python benchmarks/bench_parse.py ../shared/data/celebamask-mini --labels celebamask
 """
 from __future__ import annotations
 
@@ -106,6 +112,40 @@ def lfw_hair(pipe, folder: Path, split: str, limit: int | None) -> dict:
             "ms_per_photo": 1000 * seconds / max(len(pairs), 1)}
 
 
+def celebamask(pipe, folder: Path, split: str, limit: int | None) -> dict:
+    """Pixel accuracy, per-class F1 and IoU of photos parsed in their own coordinates against CelebAMask-HQ
+    masks (sides as the data has them), pixels pooled over the split."""
+    import numpy as np
+    from rich.progress import track
+
+    from mgpe_toolkit.errors import NoFaceError
+    from mgpe_toolkit.io import read_image, read_mask
+    from mgpe_toolkit.labels import LABELS
+    from mgpe_toolkit.metrics.segmentation import Confusion, score_against_truth
+    from mgpe_toolkit.parse import parse_image
+    from mgpe_toolkit.train.pseudo import held_out, mask_pairs
+
+    pairs = [p for p in mask_pairs(folder) if split == "all" or held_out(p[0].name) == (split == "heldout")]
+    pairs = pairs[:limit] if limit else pairs
+    total, missed, seconds = Confusion(LABELS), [], 0.0
+    for img, mask in track(pairs, description="parse"):
+        photo, truth = read_image(img), read_mask(mask)
+        t = time.perf_counter()
+        try:
+            parsed = parse_image(pipe, photo, context=True)
+            pred = parsed.photo_labels if parsed.photo_labels is not None else parsed.mask.labels
+        except NoFaceError:
+            pred = np.zeros_like(truth)
+            missed.append(img.name)
+        seconds += time.perf_counter() - t
+        total.add(*score_against_truth(pred, truth, "celebamask")[:2])
+    f1, iou = total.f1(), total.iou()
+    face = [f1.get(n, 0.0) for n in LABELS[1:]]
+    return {"photos": len(pairs), "split": split, "accuracy": total.accuracy, "mean_f1": float(np.mean(face)),
+            "f1": {n: round(v, 4) for n, v in f1.items()}, "iou": {n: round(v, 4) for n, v in iou.items()},
+            "no_face": missed, "ms_per_photo": 1000 * seconds / max(len(pairs), 1)}
+
+
 def speed(pipe, photos: int = 24) -> dict:
     """The parser alone on an aligned 256² face, and `mgpe parse` end to end (read, align, parse with
     context, warp back, write PNG) on a folder of 512² photos made from the portraits in installed packages."""
@@ -193,12 +233,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder", type=Path, nargs="?")
     ap.add_argument("--parser", default=None)
-    ap.add_argument("--labels", default="canonical", choices=("canonical", "helen", "bisenet", "lfw-hair"))
+    ap.add_argument("--labels", default="canonical", choices=("canonical", "helen", "bisenet", "lfw-hair", "celebamask"))
     ap.add_argument("--coords", default="aligned", choices=("aligned", "original"),
                     help="lfw-hair: original (the photos' own coordinates) is the only choice")
     ap.add_argument("--split", default="heldout", choices=("heldout", "train", "all"),
-                    help="lfw-hair: which people (held out of training by a hash of the name)")
-    ap.add_argument("--limit", type=int, help="lfw-hair: at most this many photos")
+                    help="lfw-hair, celebamask: which people (held out of training by a hash of the name)")
+    ap.add_argument("--limit", type=int, help="lfw-hair, celebamask: at most this many photos")
     ap.add_argument("--scale", type=float, help="aligned folders: faces and labels resized by this factor first")
     ap.add_argument("--context", type=float, help="lfw-hair: the view around the face (parse.CONTEXT)")
     ap.add_argument("--speed", action="store_true", help="print the parser's speed (no folder needed)")
@@ -244,6 +284,20 @@ def main() -> None:
         con.print("wrong pixels by distance to the mask's boundary: " + ", ".join(
             f"{k} {v:.0%}" for k, v in r["wrong_pixels_by_distance_to_the_mask_boundary"].items())
             + f"; hair IoU beyond {BAND_PX} px of it {r[f'hair_iou_beyond_{BAND_PX}px_of_the_boundary']:.4f}")
+        _write(args.json, {"parser": name, "folder": str(args.folder), **report})
+        return
+    if args.labels == "celebamask":
+        report["celebamask"] = r = celebamask(pipe, args.folder, args.split, args.limit)
+        table = Table(title=f"parser {name} on {r['photos']} {r['split']} portraits of {args.folder} (pixels pooled, "
+                            f"sides as the data has them)")
+        for col in ("class", "F1", "IoU"):
+            table.add_column(col, justify="right")
+        for label, value in r["f1"].items():
+            table.add_row(label, f"{value:.3f}", f"{r['iou'].get(label, float('nan')):.3f}")
+        con.print(table)
+        con.print(f"pixel accuracy {r['accuracy']:.4f}; mean F1 over the 18 classes other than background "
+                  f"{r['mean_f1']:.4f}; hair IoU {r['iou'].get('hair', float('nan')):.4f}; "
+                  f"{r['ms_per_photo']:.0f} ms per photo; no face in {len(r['no_face'])}")
         _write(args.json, {"parser": name, "folder": str(args.folder), **report})
         return
     merge = None if args.no_merge or args.labels != "helen" else HELEN_LIPS

@@ -17,6 +17,8 @@ LABEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(LABELS)}
 NUM_CLASSES = len(LABELS)
 # In training masks only: a pixel left out of the loss (its label is unsure).
 IGNORE = 255
+# In training masks only: a pixel known not to be hair, its class unknown (photos with hair masks alone).
+NOT_HAIR = 254
 
 DESCRIPTIONS: dict[str, str] = {
     "background": "everything that is not the person",

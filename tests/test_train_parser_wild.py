@@ -10,7 +10,7 @@ from mgpe_toolkit.io import write_image
 from mgpe_toolkit.labels import IGNORE
 from mgpe_toolkit.labels import LABEL_INDEX as L
 from mgpe_toolkit.train.augmentation import WindowJitter, wild, window
-from mgpe_toolkit.train.pseudo import (CONTEXT_SIZE, HairPhotos, LabelCache, build_cache, cache_is_complete,
+from mgpe_toolkit.train.pseudo import (CONTEXT_SIZE, CachedPhotos, LabelCache, build_cache, cache_is_complete,
                                        held_out, person_of)
 from run_cli import mgpe
 
@@ -44,7 +44,7 @@ def hair_folder(tmp_path_factory, astronaut, grace_hopper):
 def test_pseudo_labels_of_a_hair_folder(hair_folder, tmp_path, astronaut):
     cache = build_cache(hair_folder, tmp_path / "cache")
     assert cache_is_complete(hair_folder, tmp_path / "cache") and len(cache.entries) == 3
-    train, held = HairPhotos(cache, "train"), HairPhotos(cache, "heldout")
+    train, held = CachedPhotos(cache, "train"), CachedPhotos(cache, "heldout")
     assert len(train) == 2 and len(held) == 1 and "Held_Person" in held.names[0]
     s = train.load(0)
     assert s.image.shape == (CONTEXT_SIZE, CONTEXT_SIZE, 3) and s.mask.shape == s.image.shape[:2]

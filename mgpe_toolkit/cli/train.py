@@ -95,7 +95,15 @@ def train_main(
     data: Optional[str] = typer.Option(None, "--data", help="Aligned images + masks: a folder with images/ and "
                                                            "masks/, a CelebAMask-HQ folder, or synthetic:N."),
     masks: Optional[str] = typer.Option(None, "--masks", help="Mask folder paired with --data by file name."),
-    labels: str = typer.Option("canonical", "--labels", help="Label order of the masks: canonical, helen, bisenet."),
+    labels: str = typer.Option("canonical", "--labels", help="Label order of the masks: canonical, helen, bisenet, "
+                                                            "or celebamask: a folder of portraits with images/ + "
+                                                            "masks/ in CelebAMask-HQ's order and sides (e.g. "
+                                                            "celebamask-mini), aligned with our aligner once into "
+                                                            "a cache, the held-out split left out."),
+    hair_labels: str = typer.Option("pseudo", "--hair-labels", help="What hair folders teach: pseudo (hair from "
+                                                                    "the masks, every other class pseudo-labelled) "
+                                                                    "or hair-only (hair vs not hair, nothing finer)."),
+    balance: bool = typer.Option(False, "--balance", help="Draw every --data equally often, whatever its size."),
     out: Optional[str] = typer.Option(None, "--out", help="Run folder (checkpoint, weights + card, samples, metrics)."),
     steps: int = typer.Option(1000, "--steps", min=1, help="Total steps (a resumed run continues up to it)."),
     parser_weights: Optional[str] = typer.Option(None, "--parser-weights",
@@ -229,7 +237,15 @@ def train_parser_cmd(
                                                        "held-out people left out)."),
     out: str = typer.Option(..., "--out", help="Run folder: checkpoint, parser-unet.safetensors + card, metrics."),
     masks: Optional[str] = typer.Option(None, "--masks", help="Mask folder paired with --data by file name."),
-    labels: str = typer.Option("canonical", "--labels", help="Label order of the masks: canonical, helen, bisenet."),
+    labels: str = typer.Option("canonical", "--labels", help="Label order of the masks: canonical, helen, bisenet, "
+                                                            "or celebamask: a folder of portraits with images/ + "
+                                                            "masks/ in CelebAMask-HQ's order and sides (e.g. "
+                                                            "celebamask-mini), aligned with our aligner once into "
+                                                            "a cache, the held-out split left out."),
+    hair_labels: str = typer.Option("pseudo", "--hair-labels", help="What hair folders teach: pseudo (hair from "
+                                                                    "the masks, every other class pseudo-labelled) "
+                                                                    "or hair-only (hair vs not hair, nothing finer)."),
+    balance: bool = typer.Option(False, "--balance", help="Draw every --data equally often, whatever its size."),
     pseudo_labels: Optional[str] = typer.Option(None, "--pseudo-labels", help="Where the pseudo-labels of hair "
                                                 "folders are cached, one subfolder each (default OUT/pseudo-labels)."),
     steps: int = typer.Option(2000, "--steps", min=1, help="Total steps (a resumed run continues up to it)."),
@@ -260,15 +276,26 @@ def train_parser_cmd(
 
     from ..train.data import Mixture, open_dataset
     from ..train.parser import CHECKPOINT, WEIGHTS, ParserTrainConfig, ParserTrainer, run_training
-    from ..train.pseudo import is_hair_folder
+    from ..train.pseudo import is_celebamask_folder, is_hair_folder
 
     con = _run_console()
     out_dir = Path(out)
+    if hair_labels not in ("pseudo", "hair-only"):
+        raise typer.BadParameter(f"must be pseudo or hair-only, not {hair_labels!r}", param_hint="--hair-labels")
     _refuse_overwrite(out_dir / CHECKPOINT, resume)
     cache_root = Path(pseudo_labels) if pseudo_labels else out_dir / "pseudo-labels"
-    parts = [_hair_photos(Path(d), cache_root, con) if is_hair_folder(Path(d)) else
-             open_dataset(d, masks, labels, size) for d in data]
-    dataset = parts[0] if len(parts) == 1 else Mixture(parts)  # pseudo-labelled once, before any launch
+
+    def part(d: str):
+        if is_hair_folder(Path(d)):
+            return _cached_photos(Path(d), cache_root, con, "pseudo", hair_labels == "hair-only")
+        if labels == "celebamask":
+            if not is_celebamask_folder(Path(d)):
+                raise typer.BadParameter(f"{d}: --labels celebamask needs images/ and masks/ inside", param_hint="--data")
+            return _cached_photos(Path(d), cache_root, con, "celebamask")
+        return open_dataset(d, masks, labels, size)
+
+    parts = [part(d) for d in data]  # labelled and aligned once, before any launch
+    dataset = parts[0] if len(parts) == 1 else Mixture(parts, balanced=balance)
     if _launched(gpus, nproc, device, out_dir / CHECKPOINT, batch):
         _record_command(out_dir / (Path(WEIGHTS).stem + ".json"), skip=3)
         return
@@ -292,21 +319,23 @@ def train_parser_cmd(
                      f"`--parser unet` after copying it to models/ or setting MGPE_MODELS={out_dir}")
 
 
-def _hair_photos(root: Path, cache_root: Path, con):
-    """The training split of a hair folder, pseudo-labelling what its cache lacks first (progress bar)."""
+def _cached_photos(root: Path, cache_root: Path, con, kind: str, hair_only: bool = False):
+    """The training split of a hair folder (pseudo-labelled) or a celebamask folder (aligned), filling what its
+    cache lacks first (progress bar)."""
     import os
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..train.pseudo import HairPhotos, LabelCache, build_cache, cache_is_complete
+    from ..train.pseudo import CachedPhotos, LabelCache, build_cache, cache_is_complete
 
-    folder = cache_root / root.resolve().name
-    if not cache_is_complete(root, folder):
-        con.print(f"pseudo-labelling {root} into {folder} (once; later runs reuse it)")
-        with Progress(TextColumn("[bold]pseudo-labels[/]"), BarColumn(), MofNCompleteColumn(),
+    folder = cache_root / (root.resolve().name + ("" if kind == "pseudo" else f".{kind}"))
+    if not cache_is_complete(root, folder, kind):
+        what = "pseudo-labelling" if kind == "pseudo" else "aligning"
+        con.print(f"{what} {root} into {folder} (once; later runs reuse it)")
+        with Progress(TextColumn(f"[bold]{what}[/]"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=con) as progress:
             task = progress.add_task("labels", total=None)
-            build_cache(root, folder, workers=max(1, min(8, os.cpu_count() or 1)),
+            build_cache(root, folder, kind=kind, workers=max(1, min(8, os.cpu_count() or 1)),
                         progress=lambda done, total: progress.update(task, completed=done, total=total),
                         warn=lambda m: con.print(styled("skipped:", "yellow", m)))
-    return HairPhotos(LabelCache.open(root, folder), "train")
+    return CachedPhotos(LabelCache.open(root, folder), "train", hair_only=hair_only)

@@ -36,6 +36,12 @@ class Confusion:
         union = self.matrix.sum(0) + self.matrix.sum(1) - tp
         return {name: float(tp[i] / union[i]) for i, name in enumerate(self.names) if union[i] > 0}
 
+    def f1(self) -> dict[str, float]:
+        """F1 (Dice) per class present in the truth or the prediction: 2 TP / (2 TP + FP + FN)."""
+        tp = np.diag(self.matrix)
+        both = self.matrix.sum(0) + self.matrix.sum(1)
+        return {name: float(2 * tp[i] / both[i]) for i, name in enumerate(self.names) if both[i] > 0}
+
     def mean_iou(self) -> float:
         values = list(self.iou().values())
         return float(np.mean(values)) if values else float("nan")
@@ -60,18 +66,20 @@ HELEN_LIPS = {"lips": ("u_lip", "l_lip", "inner_mouth")}
 
 def score_against_truth(pred: np.ndarray, truth: np.ndarray, truth_format: str = "canonical", *,
                         merge: dict[str, tuple[str, ...]] | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Bring a canonical prediction and a truth mask in `truth_format` (canonical, helen or bisenet) into one
-    label space, merging `merge` groups; returns (truth, prediction, class names) for a Confusion."""
-    from ..labels import HELEN_LABELS, LABELS, from_bisenet, to_helen
+    """Bring a canonical prediction and a truth mask in `truth_format` (canonical, celebamask, helen or bisenet)
+    into one label space, merging `merge` groups; returns (truth, prediction, class names) for a Confusion."""
+    from ..labels import HELEN_LABELS, LABELS, from_bisenet, from_format, to_helen
 
     if truth_format == "helen":
         pred, names = to_helen(pred, strict=False), HELEN_LABELS
     elif truth_format == "bisenet":
         truth, names = from_bisenet(truth), LABELS
+    elif truth_format == "celebamask":
+        truth, names = from_format(truth, "celebamask"), LABELS  # sides as the data has them
     elif truth_format == "canonical":
         names = LABELS
     else:
-        raise ValueError(f"unknown label format {truth_format!r} (canonical, helen or bisenet)")
+        raise ValueError(f"unknown label format {truth_format!r} (canonical, celebamask, helen or bisenet)")
     if merge:
         truth, merged = merge_classes(truth, names, merge)
         pred, _ = merge_classes(pred, names, merge)

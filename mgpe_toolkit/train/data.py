@@ -12,7 +12,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from ..errors import InputError, UsageError
-from ..labels import LABEL_INDEX, SWAP_SIDES, from_bisenet, from_helen
+from ..labels import LABEL_INDEX, NOT_HAIR, SWAP_SIDES, from_bisenet, from_helen
 
 LABEL_FORMATS = ("canonical", "helen", "bisenet")
 
@@ -121,9 +121,14 @@ def open_dataset(data: str, masks: str | None = None, labels: str = "canonical",
     raise UsageError(f"{option} {data}: expected images/ and masks/ (or labels/) inside, or give --masks DIR")
 
 
+# SWAP_SIDES, keeping the training-only NOT_HAIR.
+_FLIP = SWAP_SIDES.copy()
+_FLIP[NOT_HAIR] = NOT_HAIR
+
+
 def flip_sample(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mirror an image and its mask; l_/r_ labels swap so they still name the image side."""
-    return np.ascontiguousarray(image[:, ::-1]), SWAP_SIDES[mask[:, ::-1]]
+    return np.ascontiguousarray(image[:, ::-1]), _FLIP[mask[:, ::-1]]
 
 
 class SampleSource:
@@ -158,23 +163,25 @@ class SampleSource:
 
 
 class Mixture:
-    """Several datasets as one: index i runs through the first, then the second, ..."""
+    """Several datasets as one: index i runs through the first, then the second, ... With `balanced`, each part
+    counts as long as the longest (its samples repeated), so a step draws from every part equally often."""
 
-    def __init__(self, parts: list):
+    def __init__(self, parts: list, balanced: bool = False):
         if not parts:
             raise UsageError("no training data given")
-        self.parts = parts
-        self.starts = np.cumsum([0] + [len(p) for p in parts])
+        self.parts, self.balanced = parts, balanced
+        longest = max(len(p) for p in parts)
+        self.starts = np.cumsum([0] + [longest if balanced else len(p) for p in parts])
 
     def __len__(self) -> int:
         return int(self.starts[-1])
 
     def load(self, index: int) -> Sample:
         k = int(np.searchsorted(self.starts, index, side="right")) - 1
-        return self.parts[k].load(index - int(self.starts[k]))
+        return self.parts[k].load((index - int(self.starts[k])) % len(self.parts[k]))
 
     def describe(self) -> str:
-        return " + ".join(p.describe() for p in self.parts)
+        return " + ".join(p.describe() for p in self.parts) + (", drawn equally often" if self.balanced else "")
 
 
 class BatchMaker:

@@ -145,11 +145,9 @@ class ParserTrainer:
             group["lr"] = self.config.lr_at(self.step)
         with autocast(self.device, self.amp):
             logits = self._forward(x)
+        total, weight = partial_cross_entropy(logits.float(), y, self.loss_fn.weight)
         # The class-weighted mean divides by the weights of the batch's pixels: all ranks' (ddp.batch_mean).
-        total = torch.nn.functional.cross_entropy(logits.float(), y, weight=self.loss_fn.weight,
-                                                  ignore_index=self.loss_fn.ignore_index, reduction="sum")
-        known = y[y != self.loss_fn.ignore_index]
-        loss = ddp.batch_mean(total, self.loss_fn.weight[known].sum(), self.world)
+        loss = ddp.batch_mean(total, weight, self.world)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -162,7 +160,7 @@ class ParserTrainer:
         framing (IGNORE pixels left out)."""
         import torch
 
-        from ..labels import IGNORE
+        from ..labels import LABELS
 
         frames = ParserBatches(dataset, self.config.size, 1, 0)
         self.model.eval()
@@ -171,7 +169,7 @@ class ParserTrainer:
             for i in range(min(limit, len(dataset))):
                 x, y = batch_tensors([frames.sample(i)], [False])
                 pred = self.model(x.to(self.device)).argmax(1).cpu()
-                known = y != IGNORE
+                known = y < len(LABELS)
                 correct += int(((pred == y) & known).sum())
                 total += int(known.sum())
         return correct / max(total, 1)
@@ -228,6 +226,28 @@ class ParserTrainer:
         self.step = meta["step"]
         self.resumed_world_size = meta["extra"].get("world_size", 1)
         return True
+
+
+def partial_cross_entropy(logits, y, weight):
+    """(summed loss, summed weight) of class-weighted cross-entropy over pixels with a class, plus -log(1 - p_hair)
+    over NOT_HAIR pixels (weighted as background); IGNORE pixels count for nothing."""
+    import torch
+
+    from ..labels import IGNORE, LABEL_INDEX, NOT_HAIR
+
+    not_hair = y == NOT_HAIR
+    target = torch.where(not_hair, torch.full_like(y, IGNORE), y)
+    total = torch.nn.functional.cross_entropy(logits, target, weight=weight, ignore_index=IGNORE, reduction="sum")
+    known = target[target != IGNORE]
+    summed = weight[known].sum()
+    if bool(not_hair.any()):
+        hair = LABEL_INDEX["hair"]
+        rest = torch.cat([logits[:, :hair], logits[:, hair + 1:]], 1)
+        nll = torch.logsumexp(logits, 1) - torch.logsumexp(rest, 1)  # -log(1 - p_hair)
+        w = weight[LABEL_INDEX["background"]]
+        total = total + w * nll[not_hair].sum()
+        summed = summed + w * not_hair.sum()
+    return total, summed
 
 
 def export_parser_weights(model, path: Path, *, step: int, config: dict, data: str = "",

@@ -1,4 +1,5 @@
-"""Photos in the wild with hand-made hair masks (the lfw-hair layout) as parser training data.
+"""Real photos as parser training data, aligned once into a label cache: photos in the wild with hand-made hair
+masks (the lfw-hair layout, pseudo-labelled), and portraits with hand-made masks of every class (celebamask-mini).
 
 A folder with `images/NAME.jpg` and `hair/NAME.png` (255 = hair) gets full 19-class pseudo-labels on a crop
 wider than the aligned one (CONTEXT_SIZE², the aligned 256² crop at its centre): hair from the hand-made mask;
@@ -11,6 +12,10 @@ our labels say skin), brows under a fringe, unsure backdrop, heads away from thi
 Labels are built once into a cache folder (`labels/NAME.png` + `index.json` with each crop's 2×3 matrix) that
 later runs, and machines without mediapipe, reuse. People are split by name (LFW's `First_Last_0001`): a
 fixed hash puts about 15% of them in the held-out split, never trained on.
+
+A folder with `images/NAME.jpg` and `masks/NAME.png` in CelebAMask-HQ's order and side convention (the subject's
+left is `l_`) is aligned with our aligner and its mask warped with it (nearest), sides re-assigned by centroid:
+real labels, IGNORE only outside the photo. Its held-out split is the same hash of the file name.
 """
 from __future__ import annotations
 
@@ -24,11 +29,13 @@ from typing import Callable
 import numpy as np
 
 from ..errors import InputError, UsageError
-from ..labels import IGNORE, LABEL_INDEX
+from ..labels import IGNORE, LABEL_INDEX, NOT_HAIR
 
 HOLDOUT_PERCENT = 15
 SIZE = 256
 CACHE_VERSION = 2
+# What a cache holds: pseudo-labels of a hair folder, or the real masks of a celebamask folder.
+KINDS = ("pseudo", "celebamask")
 # Half-widths (pixels, at the aligned face's scale) of the ignored bands: along boundaries that involve a heuristic
 # label, and wider along the hand-made hair mask (drawn on LFW's superpixels) and the selfie model's person mask.
 BAND = 1
@@ -61,6 +68,28 @@ def hair_pairs(root: Path) -> list[tuple[Path, Path]]:
     if not pairs:
         raise UsageError(f"{root}: no image in images/ has a hair mask of the same name in hair/")
     return pairs
+
+
+def is_celebamask_folder(root: Path) -> bool:
+    return (root / "images").is_dir() and (root / "masks").is_dir() and not (root / "hair").is_dir()
+
+
+def mask_pairs(root: Path) -> list[tuple[Path, Path]]:
+    """images/NAME.* with masks/NAME.png (a celebamask-mini folder)."""
+    from ..io import list_images
+
+    pairs = [(img, root / "masks" / img.relative_to(root / "images").with_suffix(".png"))
+             for img in list_images(root / "images")]
+    pairs = [(i, m) for i, m in pairs if m.is_file()]
+    if not pairs:
+        raise UsageError(f"{root}: no image in images/ has a mask of the same name in masks/")
+    return pairs
+
+
+def _pairs(root: Path, kind: str) -> list[tuple[Path, Path]]:
+    if kind not in KINDS:
+        raise UsageError(f"label cache kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    return hair_pairs(root) if kind == "pseudo" else mask_pairs(root)
 
 
 def read_hair(path: Path) -> np.ndarray:
@@ -169,9 +198,10 @@ def pseudo_labels(aligned: np.ndarray, hair: np.ndarray, parser) -> np.ndarray:
 class LabelCache:
     """Pseudo-labels of a hair folder: `labels/NAME.png` per photo and `index.json` (matrix per photo)."""
 
-    root: Path  # the photos' folder (images/ + hair/)
+    root: Path  # the photos' folder (images/ + hair/ or masks/)
     folder: Path  # the cache
     entries: dict[str, list[list[float]]]  # relative image path -> 2×3 matrix photo -> aligned 256²
+    kind: str = "pseudo"
 
     @classmethod
     def open(cls, root: Path, folder: Path) -> "LabelCache":
@@ -182,7 +212,7 @@ class LabelCache:
         if data.get("version") != CACHE_VERSION:
             raise UsageError(f"{index}: pseudo-label cache version {data.get('version')}, expected "
                              f"{CACHE_VERSION}; rebuild it")
-        return cls(root, folder, data["entries"])
+        return cls(root, folder, data["entries"], data.get("kind", "pseudo"))
 
     def label_path(self, rel: str) -> Path:
         return self.folder / "labels" / Path(rel).with_suffix(".png")
@@ -201,29 +231,31 @@ def context_matrix(matrix: np.ndarray, size: int = SIZE, context_size: int = CON
     return m
 
 
-def cache_is_complete(root: Path, folder: Path) -> bool:
-    """True when `folder` holds a current cache with every photo of `root` labelled or recorded as failed."""
+def cache_is_complete(root: Path, folder: Path, kind: str = "pseudo") -> bool:
+    """True when `folder` holds a current cache of `kind` with every photo of `root` labelled or recorded as
+    failed."""
     index = folder / "index.json"
     if not index.is_file():
         return False
     data = json.loads(index.read_text())
-    if data.get("version") != CACHE_VERSION:
+    if data.get("version") != CACHE_VERSION or data.get("kind", "pseudo") != kind:
         return False
     known = set(data.get("entries", {})) | set(data.get("failed", {}))
-    return all(str(img.relative_to(root / "images")) in known for img, _ in hair_pairs(root))
+    return all(str(img.relative_to(root / "images")) in known for img, _ in _pairs(root, kind))
 
 
 _WORKER: dict = {}
 
 
-def _label_one(job: tuple[Path, Path]) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
-    """(labels, photo -> context matrix, None) or (None, None, why not) for one photo; in a worker process."""
+def _label_one(job: tuple[str, Path, Path]) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+    """(labels, photo -> context matrix, None) or (None, None, why not) for one photo of a cache of `kind`; in a
+    worker process."""
     import cv2
 
     from ..errors import NoFaceError
-    from ..io import read_image
+    from ..io import read_image, read_mask
 
-    img_path, hair_path = job
+    kind, img_path, label_path = job
     if not _WORKER:
         from ..stages.align_mediapipe import MediapipeAligner
         from ..stages.parse_mesh import MeshParser
@@ -231,19 +263,23 @@ def _label_one(job: tuple[Path, Path]) -> tuple[np.ndarray | None, np.ndarray | 
         cv2.setNumThreads(1)
         _WORKER.update(aligner=MediapipeAligner(), parser=MeshParser())
     try:
-        photo, hair = read_image(img_path), read_hair(hair_path)
-        if hair.shape != photo.shape[:2]:
-            raise InputError(hair_path, f"hair mask is {hair.shape[1]}×{hair.shape[0]}, its photo "
-                                        f"{photo.shape[1]}×{photo.shape[0]}")
+        photo = read_image(img_path)
+        truth = read_hair(label_path) if kind == "pseudo" else read_mask(label_path)
+        if truth.shape != photo.shape[:2]:
+            raise InputError(label_path, f"mask is {truth.shape[1]}×{truth.shape[0]}, its photo "
+                                         f"{photo.shape[1]}×{photo.shape[0]}")
         faces = _WORKER["aligner"].align(photo, size=SIZE)
         if not faces:
             raise NoFaceError("no face found")
         m = context_matrix(faces[0].alignment.matrix)
         n = CONTEXT_SIZE
-        crop = cv2.warpAffine(photo, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        warped = cv2.warpAffine(hair.astype(np.float32), m, (n, n), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
-        labels = pseudo_labels(crop, warped, _WORKER["parser"])
+        if kind == "pseudo":
+            crop = cv2.warpAffine(photo, m, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            warped = cv2.warpAffine(truth.astype(np.float32), m, (n, n), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0.5
+            labels = pseudo_labels(crop, warped, _WORKER["parser"])
+        else:
+            labels = real_labels(truth, m, n)
         # What lies outside the photo was made up by the reflection: nobody labelled it.
         inside = cv2.warpAffine(np.ones(photo.shape[:2], np.uint8), m, (n, n), flags=cv2.INTER_NEAREST,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
@@ -253,29 +289,43 @@ def _label_one(job: tuple[Path, Path]) -> tuple[np.ndarray | None, np.ndarray | 
         return None, None, str(exc)
 
 
-def build_cache(root: Path, folder: Path, *, workers: int = 1, progress: Callable[[int, int], None] | None = None,
+def real_labels(mask: np.ndarray, matrix: np.ndarray, n: int) -> np.ndarray:
+    """A hand-made CelebAMask-HQ mask (its order and sides) as canonical labels in the n² context crop of
+    `matrix`: sides re-assigned by centroid, warped nearest."""
+    import cv2
+
+    from ..labels import assign_sides, from_format
+
+    canonical = assign_sides(from_format(mask, "celebamask"))
+    return cv2.warpAffine(canonical, matrix, (n, n), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=IGNORE)
+
+
+def build_cache(root: Path, folder: Path, *, kind: str = "pseudo", workers: int = 1,
+                progress: Callable[[int, int], None] | None = None,
                 warn: Callable[[str], None] | None = None) -> LabelCache:
-    """Pseudo-label every photo of `root` into `folder` (resumable: photos already labelled are kept), in
-    `workers` processes. Photos where no face is found are reported through `warn` and left out."""
+    """Label every photo of `root` into `folder` (pseudo-labels of a hair folder, or the aligned real masks of a
+    celebamask folder; resumable: photos already labelled are kept), in `workers` processes. Photos where no
+    face is found are reported through `warn` and left out."""
     import cv2
 
     from ..io import atomic_path, write_json
 
-    pairs = hair_pairs(root)
+    pairs = _pairs(root, kind)
     index = folder / "index.json"
     old = json.loads(index.read_text()) if index.is_file() else {}
-    same = old.get("version") == CACHE_VERSION
+    same = old.get("version") == CACHE_VERSION and old.get("kind", "pseudo") == kind
     entries = old.get("entries", {}) if same else {}
     failed = dict(old.get("failed", {})) if same else {}
     rel = lambda p: str(p.relative_to(root / "images"))  # noqa: E731
-    todo = [(i, h) for i, h in pairs if rel(i) not in failed
+    todo = [(kind, i, h) for i, h in pairs if rel(i) not in failed
             and not (rel(i) in entries and (folder / "labels" / Path(rel(i)).with_suffix(".png")).is_file())]
     done = len(pairs) - len(todo)
     if progress:
         progress(done, len(pairs))
 
     def save_index():
-        write_json(index, {"version": CACHE_VERSION, "size": SIZE, "context_size": CONTEXT_SIZE,
+        write_json(index, {"version": CACHE_VERSION, "kind": kind, "size": SIZE, "context_size": CONTEXT_SIZE,
                            "entries": entries, "failed": failed})
 
     def results():
@@ -288,7 +338,7 @@ def build_cache(root: Path, folder: Path, *, workers: int = 1, progress: Callabl
             yield from pool.imap(_label_one, todo, chunksize=4)
 
     try:
-        for (img_path, _), (labels, m, problem) in zip(todo, results()):
+        for (_, img_path, _), (labels, m, problem) in zip(todo, results()):
             name = rel(img_path)
             done += 1
             if problem is not None:
@@ -306,18 +356,21 @@ def build_cache(root: Path, folder: Path, *, workers: int = 1, progress: Callabl
                 save_index()
     finally:
         save_index()
-    return LabelCache(root, folder, entries)
+    return LabelCache(root, folder, entries, kind)
 
 
-class HairPhotos:
-    """Training samples from a hair folder and its label cache: the photo warped into its context crop with
-    the cached matrix, and the cached labels (IGNORE where unsure). `split` is "train" (people not held out),
-    "heldout" or "all"."""
+class CachedPhotos:
+    """Training samples from a label cache: the photo warped into its context crop with the cached matrix, and
+    the cached labels (IGNORE where unsure). `split` is "train" (people not held out), "heldout" or "all".
+    `hair_only`: a hair folder's labels as hair, NOT_HAIR or IGNORE alone (the hand-made mask's partial label,
+    without the pseudo-labels' other classes)."""
 
-    def __init__(self, cache: LabelCache, split: str = "train"):
+    def __init__(self, cache: LabelCache, split: str = "train", hair_only: bool = False):
         if split not in ("train", "heldout", "all"):
             raise UsageError(f"split must be train, heldout or all, not {split!r}")
-        self.cache, self.split = cache, split
+        if hair_only and cache.kind != "pseudo":
+            raise UsageError(f"{cache.root}: hair-only labels come from a hair folder, not a {cache.kind} one")
+        self.cache, self.split, self.hair_only = cache, split, hair_only
         self.names = sorted(n for n in cache.entries if split == "all" or held_out(n) == (split == "heldout"))
         if not self.names:
             raise UsageError(f"{cache.root}: no labelled photo in the {split} split")
@@ -339,10 +392,17 @@ class HairPhotos:
         path = self.cache.label_path(rel)
         labels = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if labels is None or labels.shape != (n, n):
-            raise InputError(path, "unreadable or wrong-sized pseudo-label file (rebuild the cache)")
+            raise InputError(path, "unreadable or wrong-sized label file (rebuild the cache)")
+        if self.hair_only:
+            hair = LABEL_INDEX["hair"]
+            labels = np.where(labels == hair, hair, np.where(labels == IGNORE, IGNORE, NOT_HAIR)).astype(np.uint8)
         return Sample(image, labels, str(self.cache.root / "images" / rel), context=n / SIZE)
 
     def describe(self) -> str:
+        if self.cache.kind == "celebamask":
+            what = "hand-made masks of every class (CelebAMask-HQ order, sides re-assigned), aligned"
+            return f"{len(self)} photos ({self.split} split) from {self.cache.root}, {what}, in {self.cache.folder}"
         people = len({person_of(n) for n in self.names})
+        labels = "hair vs not hair from the hand-made masks" if self.hair_only else "pseudo-labels"
         return (f"{len(self)} photos of {people} people ({self.split} split) from {self.cache.root}, "
-                f"pseudo-labels in {self.cache.folder}")
+                f"{labels} in {self.cache.folder}")
