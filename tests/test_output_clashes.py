@@ -1,0 +1,70 @@
+"""No output of a command may be one of its inputs or another of its outputs: refused before any work, every file
+left as it was (issue 38)."""
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+from mgpe_toolkit.io import output_clash, same_file, write_image
+from mgpe_toolkit.types import Alignment
+from run_cli import mgpe
+
+
+def _digests(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("p.png", "q.png"):
+        write_image(tmp_path / name, rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    write_image(tmp_path / "m.png", np.zeros((64, 64), np.uint8))
+    write_image(tmp_path / "face.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    side = Alignment(np.array([[0.5, 0, 0], [0, 0.5, 0]]), 32, np.zeros((5, 2)), source_path=str(tmp_path / "p.png"),
+                     source_size=(64, 64))
+    (tmp_path / "face.json").write_text(json.dumps(side.to_json()))
+    os.link(tmp_path / "p.png", tmp_path / "p-link.png")
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, said", [
+    (("edit", "-m", "hair->skin", "{d}/p.png", "-o", "{d}/p.png"), "is the input IMAGE"),
+    (("edit", "-m", "hair->skin", "{d}/p.png", "-o", "{d}/p-link.png"), "is the input IMAGE"),
+    (("edit", "-m", "hair->skin", "{d}/p.png", "-o", "{d}/sub/../m.png", "--source-mask", "{d}/m.png"),
+     "is the input --source-mask"),
+    (("edit", "-m", "hair->skin", "{d}/p.png", "--save-mask", "{d}/r.png", "-o", "{d}/r.png"),
+     "one would overwrite the other"),
+    (("edit", "-m", "hair->skin", "{d}/p.png", "-o", "{d}/m.preview.png", "--save-mask", "{d}/m2.png"), None),
+    (("edit", "-m", "hair->skin", "{d}/p.png", "-o", "{d}/m.preview.png", "--save-mask", "{d}/m.png"),
+     "--save-mask's preview"),
+    (("edit", "-m", "hair->skin", "{d}/face.png", "-o", "{d}/p.png"), "IMAGE's photo"),
+    (("swap+", "{d}/p.png", "{d}/q.png", "-o", "{d}/p.png"), "is the input SOURCE"),
+    (("transfer", "{d}/q.png", "--from", "{d}/p.png", "-c", "hair", "--aligned-out", "{d}/q.png"),
+     "is the input TARGET"),
+    (("paste-back", "{d}/face.png", "-o", "{d}/p.png", "--region", "all"), "is the input the photo"),
+    (("synth", "{d}/m.png", "--sources", "{d}", "-o", "{d}"), "is the --sources folder"),
+    (("synth", "{d}/m.png", "--sources", "{d}", "-o", "{d}/out", "--grid", "{d}/m.png"), "is the input MASK"),
+])
+def test_an_output_that_is_an_input_or_another_output_is_refused(files, args, said):
+    before = _digests(files)
+    proc = mgpe(*(a.replace("{d}", str(files)) for a in args))
+    text = proc.stdout + proc.stderr
+    if said is None:  # the preview of m2.png is m2.preview.png: no clash, so this run goes on to the photo
+        assert "overwrite" not in text and "is the input" not in text, text
+        return
+    assert proc.returncode == 2 and said in text and len(text.strip().splitlines()) == 1, text
+    assert _digests(files) == before
+
+
+def test_output_clash_compares_resolved_paths_and_inodes(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"x")
+    os.symlink(tmp_path / "a.png", tmp_path / "b.png")
+    assert same_file(tmp_path / "a.png", tmp_path / "b.png")
+    assert same_file(tmp_path / "new.png", tmp_path / "." / "new.png")
+    assert not same_file(tmp_path / "a.png", tmp_path / "new.png")
+    assert output_clash([("--out", tmp_path / "c.png"), ("--aligned-out", tmp_path / "d.png")],
+                        [("IMAGE", tmp_path / "a.png")]) is None
+    assert "IMAGE" in output_clash([("--out", tmp_path / "b.png")], [("IMAGE", tmp_path / "a.png")])
