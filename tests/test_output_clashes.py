@@ -68,3 +68,22 @@ def test_output_clash_compares_resolved_paths_and_inodes(tmp_path):
     assert output_clash([("--out", tmp_path / "c.png"), ("--aligned-out", tmp_path / "d.png")],
                         [("IMAGE", tmp_path / "a.png")]) is None
     assert "IMAGE" in output_clash([("--out", tmp_path / "b.png")], [("IMAGE", tmp_path / "a.png")])
+
+
+def test_help_prints_ops_literally_not_as_emoji():
+    import re
+
+    from typer.main import get_command
+
+    from mgpe_toolkit.cli import app
+
+    proc = mgpe("edit", "--help")
+    flat = " ".join(proc.stdout.split())
+    assert proc.returncode == 0 and "grow:eyes:2" in flat and "scale:mouth:1.2" in flat, proc.stdout
+    emoji = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF]")
+    group = get_command(app)
+    from click.testing import CliRunner
+
+    for name in group.commands:  # every command's help, rendered as a user's terminal renders it
+        result = CliRunner().invoke(group, [name, "--help"], terminal_width=200)
+        assert result.exit_code == 0 and not emoji.search(result.output), (name, result.output)

@@ -18,6 +18,23 @@ app = typer.Typer(
 )
 
 
+def _help_prints_ops_literally() -> None:
+    """typer renders help through rich's Text.from_markup, whose emoji codes turn the `:eyes:` of `grow:eyes:2`
+    into an emoji: its help texts are read with emoji codes off (markup stays on)."""
+    import typer.rich_utils
+    from rich.text import Text
+
+    class LiteralText(Text):
+        @classmethod
+        def from_markup(cls, text, *, emoji=False, **kwargs):
+            return Text.from_markup(text, emoji=False, **kwargs)
+
+    typer.rich_utils.Text = LiteralText
+
+
+_help_prints_ops_literally()
+
+
 def _console(stderr: bool = False):
     """Every console prints text as it is: no markup, no emoji codes, so a file named `x[` or `[bold].png`
     and an op `grow:eyes:2` print as given (styles come from `styled`)."""

@@ -363,7 +363,7 @@ def run_ray_batch(task: BatchTask, jobs: list[tuple[str | Path, Path]], options:
         if removed:
             from rich.console import Console
 
-            Console(stderr=True, highlight=False, markup=False).print(
+            Console(stderr=True, highlight=False, markup=False, emoji=False).print(
                 f"note: removed {removed} partial file{'s' if removed > 1 else ''} of workers killed mid-write")
         if started:
             ray.shutdown()
