@@ -57,3 +57,7 @@ class PluginError(UsageError):
 
 class NoFaceError(MgpeError):
     """No face was found where one was needed (counted as 'no-face' in batch summaries)."""
+
+
+class DivergedError(MgpeError):
+    """A training run met a non-finite loss or weights: it stops there, its last good checkpoint kept."""

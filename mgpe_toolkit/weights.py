@@ -63,6 +63,9 @@ def read_safetensors(path: str | os.PathLike, network: str | None = None):
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise InputError(path, f"not a readable safetensors file ({exc})") from None
+    bad = next((k for k, v in tensors.items() if v.is_floating_point() and not bool(v.isfinite().all())), None)
+    if bad is not None:
+        raise InputError(path, f"{bad} holds NaN or inf: weights of a training run that diverged")
     if network is not None and meta.get("network") != network:
         raise InputError(path, f"not {network} weights (its metadata says network={meta.get('network')!r})")
     return tensors, meta

@@ -202,7 +202,7 @@ def augment_cmd(
     sources: str = typer.Option(..., "--sources", help="Folder of source faces (photos or aligned)."),
     n: int = typer.Option(4, "-n", min=1, help="Images per target mask (K)."),
     out: str = typer.Option(..., "--out", help="Writes out/images/NAME_k.png and out/masks/NAME_k.png."),
-    seed: int = typer.Option(0, "--seed", help="Which random sources each mask gets."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Which random sources each mask gets."),
     aligned: bool = typer.Option(False, "--aligned", help="The sources are already aligned faces."),
     weights: Optional[str] = typer.Option(None, "--weights", help="Learned weights: selects the learned stages."),
     overwrite: bool = typer.Option(False, "--overwrite"),

@@ -95,15 +95,7 @@ def train_main(
     data: Optional[str] = typer.Option(None, "--data", help="Aligned images + masks: a folder with images/ and "
                                                            "masks/, a CelebAMask-HQ folder, or synthetic:N."),
     masks: Optional[str] = typer.Option(None, "--masks", help="Mask folder paired with --data by file name."),
-    labels: str = typer.Option("canonical", "--labels", help="Label order of the masks: canonical, helen, bisenet, "
-                                                            "or celebamask: a folder of portraits with images/ + "
-                                                            "masks/ in CelebAMask-HQ's order and sides (e.g. "
-                                                            "celebamask-mini), aligned with our aligner once into "
-                                                            "a cache, the held-out split left out."),
-    hair_labels: str = typer.Option("pseudo", "--hair-labels", help="What hair folders teach: pseudo (hair from "
-                                                                    "the masks, every other class pseudo-labelled) "
-                                                                    "or hair-only (hair vs not hair, nothing finer)."),
-    balance: bool = typer.Option(False, "--balance", help="Draw every --data equally often, whatever its size."),
+    labels: str = typer.Option("canonical", "--labels", help="Label order of the masks: canonical, helen, bisenet."),
     out: Optional[str] = typer.Option(None, "--out", help="Run folder (checkpoint, weights + card, samples, metrics)."),
     steps: int = typer.Option(1000, "--steps", min=1, help="Total steps (a resumed run continues up to it)."),
     parser_weights: Optional[str] = typer.Option(None, "--parser-weights",
@@ -260,7 +252,7 @@ def train_parser_cmd(
     init: Optional[str] = typer.Option(None, "--init", help="Start from these parser weights (fine-tuning, "
                                                               "a fresh optimiser); a narrower U-Net is widened to "
                                                               "--base first, computing the same masks."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     every: int = typer.Option(100, "--checkpoint-every", min=1),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu, cuda, cuda:N."),
     workers: Optional[int] = _workers_option(),

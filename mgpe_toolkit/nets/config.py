@@ -5,6 +5,7 @@ ones are our own design (spatial component maps), see models/README.md.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -14,6 +15,9 @@ FEATURE_STRIDE = 4  # every encoder downsamples by 4, so component features and 
 
 
 ARCHS = ("lean", "paper")
+# Sanity caps, far above any preset: a mistyped width or batch is refused up front, not an allocation failure.
+MAX_WIDTH = 4096
+MAX_BATCH = 1024
 
 
 @dataclass(frozen=True)
@@ -93,11 +97,21 @@ class GANConfig:
                     "gen_channels", "bg_channels", "disc_channels", "disc_layers", "latent"):
             if getattr(self, key) < 1:
                 raise UsageError(f"config {key}={getattr(self, key)} must be at least 1")
-        if not self.lr > 0 or not 0 <= self.beta1 < 1 or not 0 <= self.beta2 < 1:
-            raise UsageError(f"config lr={self.lr} must be > 0 and beta1, beta2 in [0, 1)")
-        negative = [k for k in self.__dataclass_fields__ if k.startswith("lambda_") and getattr(self, k) < 0]
-        if negative:
-            raise UsageError(f"config {negative[0]}={getattr(self, negative[0])} must not be negative")
+        for key in ("comp_channels", "comp_width", "mask_channels", "gen_channels", "bg_channels", "disc_channels",
+                    "latent"):
+            if getattr(self, key) > MAX_WIDTH:
+                raise UsageError(f"config {key}={getattr(self, key)} must be at most {MAX_WIDTH}")
+        if self.batch > MAX_BATCH or self.disc_layers > 8:
+            raise UsageError(f"config batch must be at most {MAX_BATCH} and disc_layers at most 8")
+        if not 0 < self.lr <= 1 or not 0 <= self.beta1 < 1 or not 0 <= self.beta2 < 1:
+            raise UsageError(f"config lr={self.lr} must lie in (0, 1] and beta1, beta2 in [0, 1)")
+        if not 0 <= self.seed < 2 ** 63:
+            raise UsageError(f"config seed={self.seed} must lie in 0..2**63-1")
+        bad = [k for k in self.__dataclass_fields__ if k.startswith("lambda_")
+               and not (math.isfinite(getattr(self, k)) and getattr(self, k) >= 0)]
+        if bad or not (math.isfinite(self.dilate) and math.isfinite(self.lr_constant) and math.isfinite(self.lr_decay)):
+            name = bad[0] if bad else "dilate, lr_constant, lr_decay"
+            raise UsageError(f"config {name} must be finite and not negative")
 
     @property
     def grid(self) -> int:

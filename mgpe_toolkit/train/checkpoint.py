@@ -6,6 +6,7 @@ Loading checks the file and names the problem ("not a checkpoint", "truncated", 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -43,6 +44,27 @@ def _unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], meta: dict
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def require_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
+    """DivergedError when a floating tensor holds NaN or inf: such weights are never written."""
+    from ..errors import DivergedError
+
+    bad = next((k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:
+        raise DivergedError(f"{what}: {bad} holds NaN or inf (the run diverged: lower --lr); not written, "
+                            "the last good checkpoint is kept")
+
+
+def stop_if_diverged(step: int, losses: dict[str, float]) -> None:
+    """DivergedError at the first non-finite loss, before anything of this step is saved."""
+    from ..errors import DivergedError
+
+    bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+    if bad:
+        name, value = next(iter(bad.items()))
+        raise DivergedError(f"step {step}: loss {name} is {value} (the run diverged: lower --lr); stopped, "
+                            "the last good checkpoint is kept")
+
+
 def save_checkpoint(path: str | os.PathLike, *, step: int, models: dict[str, torch.nn.Module],
                     optimizers: dict[str, torch.optim.Optimizer] | None = None, config: dict | None = None,
                     extra: dict | None = None) -> Path:
@@ -52,6 +74,7 @@ def save_checkpoint(path: str | os.PathLike, *, step: int, models: dict[str, tor
     for name, model in models.items():
         for key, value in model.state_dict().items():
             tensors[f"model.{name}.{key}"] = value.detach().cpu().contiguous()
+    require_finite(tensors, str(path))
     optim_meta = {}
     for name, opt in (optimizers or {}).items():
         t, meta = _flatten_optimizer(name, opt)

@@ -517,6 +517,9 @@ def export_generator(G, path: Path, *, step: int, data: str = "", extra: dict | 
 
     state = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items() if not k.startswith("decoders.")}
     meta = {"network": "mgpe-gan", "config": json.dumps(G.config.to_dict()), "step": str(step)}
+    from .checkpoint import require_finite
+
+    require_finite(state, str(path))
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta)
     write_json(path.with_suffix(".json"), {
@@ -548,8 +551,10 @@ def load_generator(path: str | Path, device: str = "cpu"):
 
 def run_gan_training(trainer: GANTrainer, steps: int, *, data_description: str,
                      on_step: Callable[[int, dict], None] | None = None, workers: int | None = None) -> list[dict]:
-    """Train until `steps` total steps; `workers` data-loading processes (None: default_workers)."""
+    """Train until `steps` total steps; `workers` data-loading processes (None: default_workers). A non-finite
+    loss stops it (DivergedError)."""
     from ..io import write_image
+    from .checkpoint import stop_if_diverged
 
     main = trainer.world.main  # with several processes, rank 0 alone writes logs, samples and checkpoints
     log = RunLog(trainer.out, enabled=main)
@@ -561,6 +566,7 @@ def run_gan_training(trainer: GANTrainer, steps: int, *, data_description: str,
         with ddp.stops_cleanly(trainer.world):
             for item in times.timed(step_batches(trainer.batches, trainer.step, steps, trainer.device, workers)):
                 losses = times.train_step(trainer, item)
+                stop_if_diverged(trainer.step, losses)
                 history.append(losses)
                 log.scalars(trainer.step, {f"loss/{k}": v for k, v in losses.items()})
                 if on_step:

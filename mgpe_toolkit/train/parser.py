@@ -34,11 +34,13 @@ class ParserTrainConfig:
     def __post_init__(self):
         if not 16 <= self.size <= 1024:
             raise UsageError(f"size {self.size} must lie in 16..1024")
-        for key in ("base", "depth", "batch", "checkpoint_every"):
-            if getattr(self, key) < 1:
-                raise UsageError(f"{key} {getattr(self, key)} must be at least 1")
-        if not self.lr > 0 or self.decay_steps < 0:
-            raise UsageError(f"lr {self.lr} must be > 0 and decay steps {self.decay_steps} not negative")
+        for key, most in (("base", 512), ("depth", 7), ("batch", 1024), ("checkpoint_every", 10 ** 9)):
+            if not 1 <= getattr(self, key) <= most:
+                raise UsageError(f"{key} {getattr(self, key)} must lie in 1..{most}")
+        if not 0 < self.lr <= 1 or self.decay_steps < 0:
+            raise UsageError(f"lr {self.lr} must lie in (0, 1] and decay steps {self.decay_steps} not be negative")
+        if not 0 <= self.seed < 2 ** 63 or not (np.isfinite(self.weight_power) and self.weight_power >= 0):
+            raise UsageError(f"seed {self.seed} must lie in 0..2**63-1 and weight_power be finite, not negative")
         from .augmentation import AUGMENTS
 
         if self.augment not in AUGMENTS:
@@ -259,8 +261,12 @@ def export_parser_weights(model, path: Path, *, step: int, config: dict, data: s
 
     meta = {"network": "unet", "unet": json.dumps(model.config.to_dict()), "size": str(config["size"]),
             "step": str(step)}
+    from .checkpoint import require_finite
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    require_finite(state, str(path))
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
+        save_file(state, str(tmp), metadata=meta)
     write_json(path.with_suffix(".json"), {
         "network": "U-Net parser P_F (mgpe_toolkit.nets.unet)", "config": config, "unet": model.config.to_dict(),
         "steps": step, "data": data, **({"initialised_from": init} if init else {}), **(run or {}),
@@ -272,7 +278,9 @@ def export_parser_weights(model, path: Path, *, step: int, config: dict, data: s
 def run_training(trainer: ParserTrainer, steps: int, *, data_description: str,
                  on_step: Callable[[int, float], None] | None = None, workers: int | None = None) -> list[float]:
     """Train until `steps` total steps, checkpointing every config.checkpoint_every and at the end; `workers`
-    data-loading processes (None: loop.default_workers)."""
+    data-loading processes (None: loop.default_workers). A non-finite loss stops it (DivergedError)."""
+    from .checkpoint import stop_if_diverged
+
     main = trainer.world.main  # with several processes, rank 0 alone writes logs and checkpoints
     log = RunLog(trainer.out, enabled=main)
     log.truncate_after(trainer.step)
@@ -282,6 +290,7 @@ def run_training(trainer: ParserTrainer, steps: int, *, data_description: str,
         with ddp.stops_cleanly(trainer.world):
             for item in times.timed(step_batches(trainer.batches, trainer.step, steps, trainer.device, workers)):
                 loss = times.train_step(trainer, item)
+                stop_if_diverged(trainer.step, {"parser_ce": loss})
                 losses.append(loss)
                 log.scalars(trainer.step, {"loss/parser_ce": loss})
                 if on_step:
