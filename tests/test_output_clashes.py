@@ -87,3 +87,47 @@ def test_help_prints_ops_literally_not_as_emoji():
     for name in group.commands:  # every command's help, rendered as a user's terminal renders it
         result = CliRunner().invoke(group, [name, "--help"], terminal_width=200)
         assert result.exit_code == 0 and not emoji.search(result.output), (name, result.output)
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory, astronaut):
+    path = tmp_path_factory.mktemp("photo") / "a.png"
+    write_image(path, astronaut)
+    return path
+
+
+def _parse_with_cache(cache, photo, out):
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "mgpe_toolkit", "parse", str(photo), str(out)], capture_output=True,
+                          text=True, env=env)
+
+
+@pytest.mark.parametrize("cache", ["/proc", "file"])
+def test_an_unwritable_graph_cache_costs_a_rebuild_not_the_run(tmp_path, photo, cache):
+    if cache == "file":
+        cache = tmp_path / "not-a-folder"
+        cache.write_text("x")
+    proc = _parse_with_cache(cache, photo, tmp_path / "masks")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "masks" / "a.png").is_file()
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "cannot be written" in notes[0] and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_corrupt_cached_graph_is_rebuilt_and_replaced(tmp_path, photo):
+    cache = tmp_path / "cache"
+    first = _parse_with_cache(cache, photo, tmp_path / "m1")
+    assert first.returncode == 0 and "note:" not in first.stderr, first.stderr
+    graphs = sorted((cache / "mgpe").glob("*.onnx"))
+    assert graphs
+    for i, g in enumerate(graphs):
+        g.write_bytes(b"" if i == 0 else b"not a graph")
+    again = _parse_with_cache(cache, photo, tmp_path / "m2")
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
+    assert (tmp_path / "m1" / "a.png").read_bytes() == (tmp_path / "m2" / "a.png").read_bytes()
+    third = _parse_with_cache(cache, photo, tmp_path / "m3")
+    assert third.returncode == 0 and "note:" not in third.stderr, third.stderr
+    assert all(g.stat().st_size > 1000 for g in graphs)

@@ -453,9 +453,25 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _note_warnings() -> None:
+    """The toolkit's own warnings print as one `note:` line each; everyone else's as Python prints them."""
+    import warnings
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.startswith("mgpe_toolkit"):
+            _console(stderr=True).print(styled("note:", "yellow", str(message)), soft_wrap=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main() -> None:
     """Console entry point: user errors print one line and exit with their code, never a traceback."""
     signal.signal(signal.SIGTERM, _terminate)
+    _note_warnings()
     try:
         app()
     except SystemExit as done:

@@ -69,38 +69,87 @@ PRECISIONS = ("int8", "fp32")
 CALIBRATION = ("synthetic:64", 32)
 
 
-def onnx_graph(path: Path, precision: str = "fp32") -> tuple[bytes, int]:
+class CacheWarning(UserWarning):
+    """The graph cache could not be used (unwritable, or an entry that failed to load): rebuilt, said once."""
+
+
+def onnx_graph(path: Path, precision: str = "fp32", *, rebuild: bool = False) -> tuple[bytes, int]:
     """(ONNX model bytes, input size) of parser weights: fp32 exported with torch once, int8 quantized from it
-    once (every convolution, calibrated on CALIBRATION); both then read from the cache."""
+    once (every convolution, calibrated on CALIBRATION); both then read from the cache. `rebuild`: replace the
+    cached entries (one that failed to load). A cache that cannot be written (a read-only folder, a file in its
+    place) costs a rebuild in a temporary folder per run, with a CacheWarning."""
     if precision not in PRECISIONS:
         raise UsageError(f"parser precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     suffix = "" if precision == "fp32" else f"-{precision}"
     cached = _cache_dir() / f"parser-unet-{file_digest(path)}{suffix}.onnx"
     info_file = cached.with_suffix(".json")
     recipe = None if precision == "fp32" else f"{CALIBRATION[1]} of {CALIBRATION[0]}"
-    if cached.is_file() and info_file.is_file():
+    if not rebuild and cached.is_file() and info_file.is_file():
         try:
             info = json.loads(info_file.read_text())
-            if info.get("calibration") == recipe:
+            if info.get("calibration") == recipe and cached.stat().st_size > 0:
                 return cached.read_bytes(), int(info["size"])
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
     import tempfile
 
+    from ..errors import OutputError
     from ..io import write_json
 
+    if _writable(cached.parent):
+        try:
+            size = _build_graph(path, precision, cached, rebuild)
+            write_json(info_file, {"size": size, "weights": str(path), "calibration": recipe})
+            return cached.read_bytes(), size
+        except (OSError, OutputError):  # full, or made read-only meanwhile
+            _UNWRITABLE.add(cached.parent)
+    if cached.parent not in _SAID:
+        import warnings
+
+        _SAID.add(cached.parent)
+        warnings.warn(f"the parser's graph cache {cached.parent} cannot be written: the graph is rebuilt in a "
+                      "temporary folder on every run (set XDG_CACHE_HOME to a writable folder)", CacheWarning)
+    with tempfile.TemporaryDirectory() as tmp:
+        size = _build_graph(path, precision, Path(tmp) / "parser.onnx", rebuild)
+        return (Path(tmp) / "parser.onnx").read_bytes(), size
+
+
+_UNWRITABLE: set[Path] = set()  # cache folders found unwritable in this process
+_SAID: set[Path] = set()  # ... and already reported
+
+
+def _writable(folder: Path) -> bool:
+    if folder in _UNWRITABLE:
+        return False
     try:
-        size = _build_graph(path, precision, cached)
-        write_json(info_file, {"size": size, "weights": str(path), "calibration": recipe})
-        return cached.read_bytes(), size
-    except OSError:  # a read-only cache: the graph is rebuilt next time
-        with tempfile.TemporaryDirectory() as tmp:
-            size = _build_graph(path, precision, Path(tmp) / "parser.onnx")
-            return (Path(tmp) / "parser.onnx").read_bytes(), size
+        folder.mkdir(parents=True, exist_ok=True)
+        ok = folder.is_dir() and os.access(folder, os.W_OK)
+    except OSError:
+        ok = False
+    if not ok:
+        _UNWRITABLE.add(folder)
+    return ok
 
 
-def _build_graph(path: Path, precision: str, dst: Path) -> int:
-    """Write the parser's graph at `precision` to `dst` (atomically); returns its input size."""
+def _session(path: Path, precision: str, opts):
+    """An onnxruntime session of the parser's graph; a cached graph that fails to load is rebuilt and replaced."""
+    import onnxruntime as ort
+
+    graph, size = onnx_graph(path, precision)
+    try:
+        return ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"]), size
+    except Exception as exc:  # onnxruntime's own error types (InvalidProtobuf, Fail, ...) are not importable
+        import warnings
+
+        warnings.warn(f"the parser's cached graph for {path.name} failed to load ({str(exc).splitlines()[0][:120]}): "
+                      "rebuilt and replaced", CacheWarning)
+        graph, size = onnx_graph(path, precision, rebuild=True)
+        return ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"]), size
+
+
+def _build_graph(path: Path, precision: str, dst: Path, rebuild: bool = False) -> int:
+    """Write the parser's graph at `precision` to `dst` (atomically); returns its input size. `rebuild`: the fp32
+    graph an int8 one is quantized from is rebuilt too."""
     import tempfile
 
     if precision == "fp32":
@@ -114,12 +163,22 @@ def _build_graph(path: Path, precision: str, dst: Path) -> int:
     from ..export.onnx import calibration_faces
     from ..export.quantize import CALIBRATION_CHUNK, parser_inputs, quantize_graph
 
-    graph, size = onnx_graph(path, "fp32")
-    x = parser_inputs(calibration_faces(CALIBRATION[0], CALIBRATION[1], size)[0], size)
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "fp32.onnx").write_bytes(graph)
-        quantize_graph(Path(tmp) / "fp32.onnx", dst,
-                       [{"image": x[i:i + CALIBRATION_CHUNK]} for i in range(0, len(x), CALIBRATION_CHUNK)])
+    from ..errors import OutputError
+
+    for again in (rebuild, True):  # a cached fp32 graph that cannot be read is rebuilt once
+        graph, size = onnx_graph(path, "fp32", rebuild=again)
+        x = parser_inputs(calibration_faces(CALIBRATION[0], CALIBRATION[1], size)[0], size)
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "fp32.onnx").write_bytes(graph)
+            try:
+                quantize_graph(Path(tmp) / "fp32.onnx", dst,
+                               [{"image": x[i:i + CALIBRATION_CHUNK]} for i in range(0, len(x), CALIBRATION_CHUNK)])
+                return size
+            except (OSError, OutputError):
+                raise
+            except Exception:  # onnx's DecodeError and the like: a damaged fp32 graph
+                if again:
+                    raise
     return size
 
 
@@ -157,12 +216,11 @@ class UNetParser:
         if device == "cpu":
             import onnxruntime as ort
 
-            graph, self.size = onnx_graph(path, precision)
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = threads
             # Spinning threads steal the cores the next stage (or another worker) needs.
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self._session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+            self._session, self.size = _session(path, precision, opts)
         else:
             self._model, self.size = load_unet(path, device)
 
