@@ -47,7 +47,12 @@ def non_images(folder: str | os.PathLike) -> list[Path]:
         return []
     out = []
     for p in folder.rglob("*"):
-        if p.name.startswith(".") or not p.is_file() or p.suffix.lower() in IMAGE_SUFFIXES:
+        if p.name.startswith(".") or p.is_dir():
+            continue
+        if not p.is_file():  # a pipe, socket or device: never read, but counted
+            out.append(p)
+            continue
+        if p.suffix.lower() in IMAGE_SUFFIXES:
             continue
         if p.suffix.lower() == ".json" and any(p.with_suffix(s).exists() for s in (".png", ".jpg", ".jpeg")):
             continue
@@ -83,6 +88,9 @@ def _pillow_guard(path: Path) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = old
 
 
+NOT_REGULAR = "not a regular file (a pipe, socket or device): give an image file"
+
+
 def _open(path: Path):
     from PIL import Image, ImageOps
 
@@ -90,6 +98,8 @@ def _open(path: Path):
         raise InputError(path, "no such file")
     if path.is_dir():
         raise InputError(path, "is a folder, not an image")
+    if not path.is_file():  # reading a FIFO, socket or device would block or never end
+        raise InputError(path, NOT_REGULAR)
     img = Image.open(path)
     img.load()  # decode now so truncation surfaces here
     return ImageOps.exif_transpose(img)
@@ -394,6 +404,8 @@ def write_json(path: str | os.PathLike, data) -> Path:
 
 def read_json(path: str | os.PathLike):
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise InputError(path, NOT_REGULAR.replace("an image file", "a JSON file"))
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:

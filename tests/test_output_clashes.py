@@ -131,3 +131,39 @@ def test_a_corrupt_cached_graph_is_rebuilt_and_replaced(tmp_path, photo):
     third = _parse_with_cache(cache, photo, tmp_path / "m3")
     assert third.returncode == 0 and "note:" not in third.stderr, third.stderr
     assert all(g.stat().st_size > 1000 for g in graphs)
+
+
+@pytest.mark.parametrize("args", [
+    ("edit", "-m", "hair->skin", "{d}/pipe.png"),
+    ("edit", "--mask", "{d}/pipe.png", "{d}/a.png"),
+    ("edit", "-m", "from:hair:{d}/pipe.png", "{d}/a.png"),
+])
+def test_a_fifo_given_as_an_input_is_refused_not_waited_on(tmp_path, photo, args):
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(photo, tmp_path / "a.png")
+    os.mkfifo(tmp_path / "pipe.png")
+    cmd = [sys.executable, "-m", "mgpe_toolkit", *(a.replace("{d}", str(tmp_path)) for a in args),
+           "-o", str(tmp_path / "out.png")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "not a regular file" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_a_fifo_in_a_folder_is_counted_not_waited_on(tmp_path, photo):
+    import shutil
+    import subprocess
+    import sys
+
+    (tmp_path / "raw").mkdir()
+    shutil.copy(photo, tmp_path / "raw" / "a.png")
+    os.mkfifo(tmp_path / "raw" / "b.png")
+    proc = subprocess.run([sys.executable, "-m", "mgpe_toolkit", "align", str(tmp_path / "raw"), str(tmp_path / "al")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and (tmp_path / "al" / "a.png").is_file(), proc.stderr
+    import re
+
+    # done 1, skipped 0, no face 0, unreadable 0, failed 0, not an image 1 (the pipe)
+    assert "not an image" in proc.stdout and re.search(r"│\s+1 │(\s+0 │){4}\s+1 │", proc.stdout), proc.stdout
