@@ -141,7 +141,12 @@ def celebamask(pipe, folder: Path, split: str, limit: int | None) -> dict:
         total.add(*score_against_truth(pred, truth, "celebamask")[:2])
     f1, iou = total.f1(), total.iou()
     face = [f1.get(n, 0.0) for n in LABELS[1:]]
+    wrong = total.matrix * (1 - np.eye(len(LABELS), dtype=np.int64))
+    top = np.argsort(-wrong.ravel())[:8]
+    confusions = {f"{LABELS[k // len(LABELS)]} -> {LABELS[k % len(LABELS)]}": round(float(wrong.flat[k] / total.matrix.sum()), 4)
+                  for k in top}
     return {"photos": len(pairs), "split": split, "accuracy": total.accuracy, "mean_f1": float(np.mean(face)),
+            "wrong_pixels_truth_to_parsed": confusions,
             "f1": {n: round(v, 4) for n, v in f1.items()}, "iou": {n: round(v, 4) for n, v in iou.items()},
             "no_face": missed, "ms_per_photo": 1000 * seconds / max(len(pairs), 1)}
 
@@ -298,6 +303,8 @@ def main() -> None:
         con.print(f"pixel accuracy {r['accuracy']:.4f}; mean F1 over the 18 classes other than background "
                   f"{r['mean_f1']:.4f}; hair IoU {r['iou'].get('hair', float('nan')):.4f}; "
                   f"{r['ms_per_photo']:.0f} ms per photo; no face in {len(r['no_face'])}")
+        con.print("largest confusions (share of all pixels, truth -> parsed): " + ", ".join(
+            f"{k} {v:.2%}" for k, v in r["wrong_pixels_truth_to_parsed"].items()))
         _write(args.json, {"parser": name, "folder": str(args.folder), **report})
         return
     merge = None if args.no_merge or args.labels != "helen" else HELEN_LIPS

@@ -52,7 +52,7 @@ class BatchTask:
 _STATE: dict = {}
 
 
-def _init(task: BatchTask, owner: int) -> None:
+def _init(task: BatchTask, owner: int, overwrite: bool = False) -> None:
     """Set up a process for jobs of the run whose main process is `owner`."""
     import os
 
@@ -66,7 +66,7 @@ def _init(task: BatchTask, owner: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         threading.Thread(target=_exit_with, args=(owner,), daemon=True).start()
     pipe = Pipeline(align=task.aligner, parse=task.parser, encode="classical", generate="classical", fuse="classical")
-    _STATE.update(task=task, pipe=pipe, source=None, owner=owner)
+    _STATE.update(task=task, pipe=pipe, source=None, owner=owner, overwrite=overwrite)
     if task.source is not None:
         _STATE["source"] = pipe.prepare(read_image(task.source), size=task.size)
 
@@ -130,6 +130,9 @@ def _prepare(job: tuple[Path, Path]):
     holder = claim(out, _STATE["owner"])
     if holder is not None:
         return Outcome(photo, "skipped", [out], note=f"another run (process {holder}) is working on it")
+    if not _STATE["overwrite"] and Path(out).exists():  # another run finished it after this one planned
+        release(out)
+        return Outcome(photo, "skipped", [out], note="another run finished it")
     prepared = prepare_one(_STATE["task"], _STATE["pipe"], _STATE["source"], photo)
     if isinstance(prepared, Outcome):
         release(out)
@@ -256,11 +259,11 @@ def run_batch(task: BatchTask, jobs: list[tuple[Path, Path]], *, runner=None, wo
     owner = os.getpid()
     if workers > 1:
         pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init,
-                                   initargs=(task, owner))
+                                   initargs=(task, owner, overwrite))
         results = pool.map(fn, todo, chunksize=1)
     else:
         pool = None
-        _init(task, owner)
+        _init(task, owner, overwrite)
         results = map(fn, todo)
     try:
         if task.backend == "classical":

@@ -167,3 +167,20 @@ def test_a_fifo_in_a_folder_is_counted_not_waited_on(tmp_path, photo):
 
     # done 1, skipped 0, no face 0, unreadable 0, failed 0, not an image 1 (the pipe)
     assert "not an image" in proc.stdout and re.search(r"│\s+1 │(\s+0 │){4}\s+1 │", proc.stdout), proc.stdout
+
+
+def test_a_batch_run_does_not_redo_a_photo_another_run_finished_after_planning(tmp_path, photo):
+    from mgpe_toolkit.batch import BatchTask, run_batch
+    from mgpe_toolkit.io import claim_holder
+
+    out = tmp_path / "out"
+    jobs = [(photo, out / "a.png"), (photo, out / "b.png")]
+    task = BatchTask(kind="edit", ops=["hair->skin"], parser="mesh")
+    outcomes = run_batch(task, jobs)
+    first = next(outcomes)  # a.png: planned and done by this run
+    assert first.status == "done"
+    write_image(out / "b.png", np.zeros((8, 8, 3), np.uint8))  # another run finishes b.png meanwhile
+    stamp = (out / "b.png").stat().st_mtime_ns
+    second = next(outcomes)
+    assert second.status == "skipped" and "another run finished it" in second.note
+    assert (out / "b.png").stat().st_mtime_ns == stamp and claim_holder(out / "b.png") is None
