@@ -146,6 +146,8 @@ def load_registry() -> Registry:
             origins[ep.name] = _origin(ep)
         except Exception as exc:
             registry.failures.append(PluginFailure(ep.name, _origin(ep), f"import failed: {type(exc).__name__}: {exc}"))
+        except SystemExit as exc:  # a plugin may not end the command that loads it
+            registry.failures.append(PluginFailure(ep.name, _origin(ep), f"import failed: it called sys.exit({exc.code!r})"))
 
     # Call each plugin's hook on its own so one that raises cannot stop the others.
     for impl in pm.hook.register_stages.get_hookimpls():
@@ -162,7 +164,7 @@ def load_registry() -> Registry:
 
         try:
             impl.function(register=register)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             registry.failures.append(PluginFailure(impl.plugin_name, origin, f"registration failed: {type(exc).__name__}: {exc}"))
             continue
         for item in staged:

@@ -184,3 +184,17 @@ def test_a_batch_run_does_not_redo_a_photo_another_run_finished_after_planning(t
     second = next(outcomes)
     assert second.status == "skipped" and "another run finished it" in second.note
     assert (out / "b.png").stat().st_mtime_ns == stamp and claim_holder(out / "b.png") is None
+
+
+def test_a_file_name_the_terminal_cannot_encode_prints_escaped(tmp_path, photo):
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copy(photo, tmp_path / "portrait-é.png")
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    proc = subprocess.run([sys.executable, "-m", "mgpe_toolkit", "edit", "-m", "grow:eyes:1",
+                           str(tmp_path / "portrait-é.png"), "-o", str(tmp_path / "résultat.png")], capture_output=True, text=True, env=env,
+                          encoding="ascii", errors="replace")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "r\\xe9sultat.png" in proc.stdout and (tmp_path / "résultat.png").is_file(), proc.stdout

@@ -86,9 +86,11 @@ def test_broken_plugins_are_reported_and_skipped(plugin_dir):
         def register_stages(register):
             register("align", "mediapipe", object)
     """)
+    make_dist(plugin_dir, "mgpe-quits", "quits", "mgpe_quits_test", "import sys\nsys.exit(3)\n")
     reg = load_registry()
     errors = {f.plugin: f.error for f in reg.failures}
     assert "kaboom at import" in errors["boom"]
+    assert "called sys.exit(3)" in errors["quits"]
     assert "unknown stage 'paint'" in errors["badreg"]
     assert "already taken by built-in" in errors["dup"]
     assert reg.get("parse", "flat").usable  # the good plugin still loaded

@@ -472,6 +472,9 @@ def main() -> None:
     """Console entry point: user errors print one line and exit with their code, never a traceback."""
     signal.signal(signal.SIGTERM, _terminate)
     _note_warnings()
+    for stream in (sys.stdout, sys.stderr):  # a file name the terminal's encoding cannot show prints escaped
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         app()
     except SystemExit as done:
