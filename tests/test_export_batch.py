@@ -200,3 +200,61 @@ def test_a_truncated_or_garbage_graph_is_one_line(exported, tmp_path):
     write_image(tmp_path / "raw" / "a.png", np.full((64, 64, 3), 128, np.uint8))
     r = mgpe("batch", tmp_path / "raw", tmp_path / "out", "-m", "hair=skin", "--backend", "onnx", "--exports", folder)
     assert r.returncode != 0 and "onnxruntime cannot load it" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_declared_output_shapes_are_the_real_ones(exported, weights):
+    man = json.loads(Path(exported).read_text())
+    fuser = man["graphs"]["fuser"]["outputs"][0]["shape"]
+    assert fuser == ["batch", 3, 64, 64], fuser
+    for g in man["graphs"].values():
+        for o in g["outputs"]:
+            assert o["shape"][0] == "batch" and all(isinstance(d, int) for d in o["shape"][1:]), (g["file"], o)
+
+
+def test_a_second_export_into_a_busy_folder_is_refused_and_a_failed_one_leaves_it_as_it_was(weights, tmp_path,
+                                                                                             monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from mgpe_toolkit.errors import UsageError
+    from mgpe_toolkit.io import claim, release
+
+    out = tmp_path / "ex"
+    out.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        claim(out / "manifest.json", sleeper.pid)  # an export in another live process
+        with pytest.raises(UsageError, match="another export"):
+            export_onnx(weights / "mgpe-gan.safetensors", out)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not list(out.glob("*.onnx"))
+    first = export_onnx(weights / "mgpe-gan.safetensors", out)  # the claim of a dead process is taken over
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("export failed half way")
+
+    monkeypatch.setattr("mgpe_toolkit.export.onnx.export_graph", boom)
+    with pytest.raises(RuntimeError):
+        export_onnx(weights / "mgpe-gan.safetensors", out)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before and first.is_file()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    release(out / "manifest.json")
+    assert os.listdir(out)
+
+
+def test_export_onnx_fails_when_the_graphs_do_not_match_the_weights(weights, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from mgpe_toolkit.cli import app
+
+    args = ["export", "onnx", "--weights", str(weights / "mgpe-gan.safetensors"), "--out", str(tmp_path / "ok")]
+    ok = CliRunner().invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    monkeypatch.setattr("mgpe_toolkit.export.onnx.parity", lambda *a, **k: {"encoders": 0.0, "generator": 3.41,
+                                                                           "fuser": 0.0})
+    bad = CliRunner().invoke(app, args)
+    assert bad.exit_code == 1 and "generator graph differs from torch by 3.41" in bad.output, bad.output

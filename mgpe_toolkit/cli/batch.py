@@ -8,11 +8,16 @@ from typing import Optional
 
 import typer
 
+from ..errors import EXIT_SOME_FAILED
 from .app import _console, app, drive, fail, plan_folder, styled
 
 export_app = typer.Typer(help="Export the learned stages (ONNX graphs + manifest).", no_args_is_help=True,
                          rich_markup_mode="rich")
 DEMO = Path(__file__).resolve().parents[2] / "models" / "demo-tiny"
+
+
+# The most |torch - onnxruntime| a graph may show on random inputs (fp32 exports measure about 1e-5).
+PARITY_TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2}
 
 
 @export_app.command("onnx")
@@ -72,6 +77,12 @@ def export_onnx_cmd(
         table.add_row(name, g["file"], ins, cell)
     con = _console()
     con.print(table)
+    tolerance = PARITY_TOLERANCE.get(precision, float("inf"))  # int8 is measured against fp32 below
+    off = {name: d for name, d in diffs.items() if not d <= tolerance}
+    if off:
+        name, d = next(iter(off.items()))
+        fail(f"{out}: the {name} graph differs from torch by {d:.3g} (tolerance {tolerance:g} in {precision}): "
+             "the export does not compute what the weights do", EXIT_SOME_FAILED)
     if int8:
         con.print(f"calibrated on {man['calibration']['count']} faces of {man['calibration']['data']}")
     if int8 and check:

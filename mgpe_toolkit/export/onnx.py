@@ -10,6 +10,7 @@ Graphs (inputs in [-1, 1] unless said otherwise):
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import warnings
 from dataclasses import asdict
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
-from ..io import atomic_path, write_json
+from ..io import atomic_path, claim, release, write_json
 from ..labels import COMPONENTS
 from ..nets.inputs import COMPONENT_NAMES, FULL, PLACED, input_spec
 from ..weights import file_digest
@@ -96,11 +97,25 @@ def export_graph(module: nn.Module, inputs: dict[str, torch.Tensor], outputs: li
         args = tuple(a.half() if a.is_floating_point() and name != "centres" else a
                      for name, a in zip(inputs, args))
     dynamic = {name: {0: "batch"} for name in list(inputs) + outputs}
+    with torch.no_grad():
+        produced = module(*args)
+    produced = produced if isinstance(produced, tuple) else (produced,)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer chatter about constants that are constants
         torch.onnx.export(module, args, str(tmp), input_names=list(inputs), output_names=outputs,
                           dynamic_axes=dynamic, opset_version=opset, dynamo=False, do_constant_folding=True)
-        onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
+        # The exporter's shape inference names some output axes after the batch: declare what the module gives.
+        model = onnx.load(str(tmp))
+        for value, tensor in zip(model.graph.output, produced):
+            dims = value.type.tensor_type.shape.dim
+            for i, size in enumerate(tensor.shape):
+                dims[i].Clear()
+                if i == 0:
+                    dims[i].dim_param = "batch"
+                else:
+                    dims[i].dim_value = int(size)
+        onnx.checker.check_model(model, full_check=True)
+        onnx.save(model, str(tmp))
 
 
 def _describe(path: Path) -> dict:
@@ -154,14 +169,32 @@ def export_onnx(weights: str | Path, out: str | Path, *, parser_weights: str | P
     suffix = "" if precision == "fp32" else f".{precision}"
     files = {name: out / f"{name}{suffix}.onnx" for name in graphs}
     calibration = None
-    with tempfile.TemporaryDirectory(dir=out, prefix=".fp32-") as work:
-        # int8 starts from fp32 graphs, kept out of `out` so an fp32 export there is left as it was
-        first = files if precision != "int8" else {name: Path(work) / f"{name}.onnx" for name in graphs}
-        for name, module in graphs.items():
-            export_graph(module, examples[name], OUTPUTS[name], first[name], opset, precision == "fp16")
-        if precision == "int8":
-            calibration = _quantize(first, files, framework, parser_size, calibrate, calibrate_count,
-                                    keep_full_resolution)
+    manifest_path = out / f"manifest{suffix}.json"
+    holder = claim(manifest_path, os.getpid())  # one export into a folder at a time
+    if holder is not None:
+        raise UsageError(f"{out}: another export (process {holder}) is writing {manifest_path.name} there; wait "
+                         "for it or export into another folder")
+    try:
+        with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as work:
+            # Every graph is made in `work` (int8 from fp32 graphs made there too), then all are moved into
+            # place and the manifest written last: a failed export leaves the folder as it was.
+            staged = {name: Path(work) / path.name for name, path in files.items()}
+            first = staged if precision != "int8" else {name: Path(work) / f"{name}.source.onnx" for name in graphs}
+            for name, module in graphs.items():
+                export_graph(module, examples[name], OUTPUTS[name], first[name], opset, precision == "fp16")
+            if precision == "int8":
+                calibration = _quantize(first, staged, framework, parser_size, calibrate, calibrate_count,
+                                        keep_full_resolution)
+            for name, path in files.items():
+                os.replace(staged[name], path)
+        return _write_manifest(manifest_path, files, opset, precision, cfg, weights, parser_weights, parser_size,
+                               calibration)
+    finally:
+        release(manifest_path)
+
+
+def _write_manifest(path: Path, files: dict[str, Path], opset: int, precision: str, cfg, weights, parser_weights,
+                    parser_size, calibration) -> Path:
     manifest = {
         "format": "mgpe-onnx-1", "opset": opset, "precision": precision,
         "resolution": cfg.resolution, "parser_resolution": parser_size, "config": cfg.to_dict(),
@@ -175,7 +208,7 @@ def export_onnx(weights: str | Path, out: str | Path, *, parser_weights: str | P
     }
     if calibration is not None:
         manifest["calibration"] = asdict(calibration)
-    return write_json(out / f"manifest{suffix}.json", manifest)
+    return write_json(path, manifest)
 
 
 def calibration_faces(spec: str, count: int, size: int, skip: int = 0):
