@@ -1,14 +1,24 @@
 """Where weights are found: never downloaded, only looked up.
 
-Search order: an explicit path, then each folder in $MGPE_MODELS (os.pathsep-separated), then the
-repository's `models/` folder (present in a source checkout / editable install).
+Search order: an explicit path, then each folder in $MGPE_MODELS (os.pathsep-separated), then the shipped
+`models/` folder: installed as the `mgpe_models` package (wheel or editable install), or the checkout's own.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
+
+def _shipped_models() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("mgpe_models")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parents[1] / "models"  # a checkout run without installing
+
+
+REPO_MODELS = _shipped_models()
 
 
 def model_dirs() -> list[Path]:

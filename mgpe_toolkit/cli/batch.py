@@ -9,11 +9,12 @@ from typing import Optional
 import typer
 
 from ..errors import EXIT_SOME_FAILED
+from ..weights import REPO_MODELS
 from .app import _console, app, drive, fail, plan_folder, styled
 
 export_app = typer.Typer(help="Export the learned stages (ONNX graphs + manifest).", no_args_is_help=True,
                          rich_markup_mode="rich")
-DEMO = Path(__file__).resolve().parents[2] / "models" / "demo-tiny"
+DEMO = REPO_MODELS / "demo-tiny"
 
 
 # The most |torch - onnxruntime| a graph may show on random inputs (fp32 exports measure about 1e-5).
