@@ -103,10 +103,13 @@ def check_layout(source: Path, out_dir: Path) -> None:
         raise UsageError(f"{out_dir}: the output folder holds the input folder {source}; choose another")
 
 
-def plan_jobs(source: str | os.PathLike, out_dir: str | os.PathLike) -> list[tuple[Path, Path]]:
+def plan_jobs(source: str | os.PathLike, out_dir: str | os.PathLike,
+              aux: tuple[str, ...] = ()) -> list[tuple[Path, Path]]:
     """(photo, output stem) pairs: one file, or every image under a folder with its relative layout kept.
     Photos whose names differ only in the extension (`face.jpg`, `face.png`) keep it in their stems
-    (`face_jpg`, `face_png`), so no output stands for two photos. Refuses layouts that lose photos."""
+    (`face_jpg`, `face_png`), so no output stands for two photos; so does a photo whose stem is another's plus
+    one of the `aux` suffixes that job writes beside its output (`a.preview.jpg` beside `a.png` with `.preview`).
+    Refuses layouts that lose photos."""
     from collections import Counter
 
     from .errors import UsageError
@@ -122,9 +125,11 @@ def plan_jobs(source: str | os.PathLike, out_dir: str | os.PathLike) -> list[tup
         raise UsageError(f"{source}: not a file or folder")
     photos = list_images(source)
     rel = [p.relative_to(source).with_suffix("") for p in photos]
-    taken = Counter(r.as_posix().lower() for r in rel)
-    return [(p, out_dir / (r.with_name(f"{r.name}_{p.suffix[1:].lower()}") if taken[r.as_posix().lower()] > 1 else r))
-            for p, r in zip(photos, rel)]
+    keys = [r.as_posix().lower() for r in rel]
+    taken = Counter(keys)
+    beside = {k + a.lower() for k in keys for a in aux}
+    return [(p, out_dir / (r.with_name(f"{r.name}_{p.suffix[1:].lower()}") if taken[k] > 1 or k in beside else r))
+            for p, r, k in zip(photos, rel, keys)]
 
 
 def align_one(aligner, photo: Path, stem: Path, *, size: int = 256, all_faces: bool = False,

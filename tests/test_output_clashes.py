@@ -198,3 +198,18 @@ def test_a_file_name_the_terminal_cannot_encode_prints_escaped(tmp_path, photo):
                           encoding="ascii", errors="replace")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "r\\xe9sultat.png" in proc.stdout and (tmp_path / "résultat.png").is_file(), proc.stdout
+
+
+@pytest.mark.parametrize("args, second, expected", [
+    (("parse", "--preview"), "a.preview.jpg",
+     {"a.png", "a.preview.png", "a.preview_jpg.png", "a.preview_jpg.preview.png"}),
+    (("batch", "--mask-op", "grow:eyes:1", "--aligned-out"), "a.aligned.jpg",
+     {"a.png", "a.aligned.png", "a.aligned_jpg.png", "a.aligned_jpg.aligned.png"}),
+])
+def test_a_photo_named_like_another_photos_second_output_keeps_both(tmp_path, astronaut, args, second, expected):
+    (tmp_path / "raw").mkdir()
+    write_image(tmp_path / "raw" / "a.png", astronaut)
+    write_image(tmp_path / "raw" / second, np.ascontiguousarray(astronaut[:, ::-1]))
+    proc = mgpe(args[0], tmp_path / "raw", tmp_path / "out", *args[1:])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {p.name for p in (tmp_path / "out").iterdir() if p.suffix == ".png"} == expected

@@ -126,7 +126,7 @@ def parse_cmd(
     pipe.stage("parse")
     _run_jobs("parse", source, out, f"parse ({pipe.implementation_name('parse')})", "img/s",
               lambda path, stem: parse_one(pipe, path, stem, coords=coords, preview=preview, size=size,
-                                           overwrite=overwrite, fmt=mask_format))
+                                           overwrite=overwrite, fmt=mask_format), (".preview",) if preview else ())
 
 
 @app.command("paste-back")
@@ -190,21 +190,21 @@ def paste_back_cmd(
     _console().print(f"wrote {write_image(out, paste_back(original, face, alignment, keep, feather=feather))}")
 
 
-def _run_jobs(verb: str, source: str, out: str, title: str, unit: str, run_one) -> None:
+def _run_jobs(verb: str, source: str, out: str, title: str, unit: str, run_one, aux: tuple[str, ...] = ()) -> None:
     """Run `run_one(input, output stem)` over every image under source with a progress bar, print the
-    summary table, and exit 1 when some input failed."""
-    jobs, not_images = plan_folder(source, out)
+    summary table, and exit 1 when some input failed. `aux`: suffixes of files a job writes beside its stem."""
+    jobs, not_images = plan_folder(source, out, aux)
     drive((run_one(path, stem) for path, stem in jobs), len(jobs), verb, unit,
           lambda o: len(o.outputs) if o.status == "done" else 0, f"{title} → {out}", not_images)
 
 
-def plan_folder(source: str, out: str) -> tuple[list, int]:
+def plan_folder(source: str, out: str, aux: tuple[str, ...] = ()) -> tuple[list, int]:
     """(photo, output stem) jobs for a folder command, and how many files under source are not images. Refuses
     layouts that lose photos, proves the output folder writable and clears what killed runs left in it."""
     from ..align import plan_jobs
     from ..io import IMAGE_SUFFIXES, non_images, ready_output_dir
 
-    jobs = plan_jobs(source, out)
+    jobs = plan_jobs(source, out, aux)
     if not jobs:
         fail(f"{source}: no images found (looked for {', '.join(s[1:] for s in IMAGE_SUFFIXES)})")
     _note_renamed(jobs)

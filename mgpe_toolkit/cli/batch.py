@@ -195,7 +195,7 @@ def batch_cmd(
         jobs, not_images = plan_list(source, out)
     else:
         # plan_folder refuses layouts that lose photos; stems may hold dots (`my.photo`), so the suffix is added.
-        planned, not_images = plan_folder(source, out)
+        planned, not_images = plan_folder(source, out, (".aligned",) if aligned_out else ())
         jobs = [(p, s.with_name(s.name + ".png")) for p, s in planned]
     if backend == "auto":  # only what the user named: never an ./exports that happens to lie here
         backend = "torch" if weights else ("onnx" if exports else "classical")
