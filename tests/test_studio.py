@@ -241,6 +241,29 @@ def test_bad_requests_are_one_line_errors(client, face):
     assert client.json("GET", f"{path}/secret.png", status=404)["error"] == "not found"
 
 
+def test_cross_site_oversized_and_endless_requests_are_refused_unread(client, face, astronaut):
+    path = f"/api/faces/{face['id']}/ops"
+    ops = json.dumps({"labels": face["labels"], "ops": ["hair->skin"]}).encode()
+    # Another site's page (a "simple" request: text/plain needs no preflight) may not drive the studio.
+    for headers in ({"Origin": "http://evil.example", "Content-Type": "text/plain"},
+                    {"Origin": "http://evil.example", "Content-Type": "application/json"}):
+        status, body, _ = client.call("POST", path, ops, headers)
+        assert status == 403 and "evil.example" in json.loads(body)["error"], body
+    status, body, _ = client.call("POST", "/api/faces?name=x.png", png(astronaut), {"Origin": "http://evil.example"})
+    assert status == 403, body
+    status, body, _ = client.call("POST", path, ops, {"Content-Type": "text/plain"})
+    assert status == 415 and "application/json" in json.loads(body)["error"]
+    # The page's own origin passes.
+    host = client.url.split("//", 1)[1].rstrip("/")
+    status, body, _ = client.call("POST", path, ops, {"Origin": f"http://{host}", "Content-Type": "application/json"})
+    assert status == 200, body
+    status, body, _ = client.call("POST", path, b'{"ops": ["' + b"x" * (9 * 2**20) + b'"]}',
+                                  {"Content-Type": "application/json"})
+    assert status == 413 and "limit" in json.loads(body)["error"]
+    got = client.json("POST", path, {"labels": face["labels"], "ops": ["grow:eyes:1"] * 10_000}, status=413)
+    assert "at most 200" in got["error"]
+
+
 def test_concurrent_requests_are_safe(client, face, astronaut):
     parsed = labels_of(face["labels"])
     jobs = {f"ops-{i}": ("ops", [op]) for i, op in enumerate(["hair->skin@forehead", "grow:eyes:3", "shrink:hair:4",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import socket
 import threading
@@ -23,6 +24,9 @@ MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; cha
 RESULT_FILES = {"result.png": ".png", "aligned.png": ".aligned.png", "mask.png": ".mask.png",
                 "mask.preview.png": ".mask.preview.png", "recipe.txt": ".txt"}
 FACE_FILES = ("aligned.png", "photo.png", "mask.png", "mask.preview.png")
+# A JSON request holds ops and at most a painted mask (a few hundred kB): anything far larger is refused unread.
+MAX_JSON_BYTES = 8 * 2 ** 20
+MAX_OPS = 200
 
 
 def _assets() -> dict[str, Path]:
@@ -105,9 +109,12 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
         return JSONResponse({"error": message}, status_code=status)
 
     def guarded(endpoint):
-        """User errors become {"error": one line} with their status; nothing else is caught."""
+        """User errors become {"error": one line} with their status; nothing else is caught. A request that
+        changes anything must come from the studio's own page (its Origin, when the browser sends one)."""
         async def wrapped(request: Request):
             try:
+                if request.method != "GET":
+                    same_origin(request)
                 return await endpoint(request)
             except StudioError as exc:
                 return error(str(exc), exc.status)
@@ -118,9 +125,23 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
                 return error(f"internal error ({type(exc).__name__}: {exc}); the server's log has the details", 500)
         return wrapped
 
+    def same_origin(request: Request) -> None:
+        origin = request.headers.get("origin")
+        if origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host', '')}":
+            raise StudioError(f"requests from {origin} are refused: only the studio's own page may send them", 403)
+
     async def json_body(request: Request) -> dict:
+        # application/json alone: another site's page can only send plain text or forms without asking first.
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            raise StudioError("the request body must be sent as application/json", 415)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_JSON_BYTES:
+                raise StudioError(f"the request body is over the studio's limit of {MAX_JSON_BYTES // 2**20} MB", 413)
+            chunks.append(chunk)
         try:
-            body = await request.json()
+            body = json.loads(b"".join(chunks))
         except ValueError:
             raise StudioError("the request body is not JSON") from None
         if not isinstance(body, dict):
@@ -131,6 +152,8 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
         ops = body.get("ops", [])
         if not isinstance(ops, list) or not all(isinstance(o, str) for o in ops):
             raise StudioError("ops must be a list of op strings")
+        if len(ops) > MAX_OPS:
+            raise StudioError(f"{len(ops)} ops in one request: the studio takes at most {MAX_OPS}", 413)
         return ops
 
     async def page(request: Request):
