@@ -264,6 +264,21 @@ def test_cross_site_oversized_and_endless_requests_are_refused_unread(client, fa
     assert "at most 200" in got["error"]
 
 
+def test_one_tabs_uploads_never_push_out_another_tabs_face(client, astronaut):
+    from mgpe_toolkit.studio.session import KEEP_FACES
+
+    def upload(tab):
+        status, body, _ = client.call("POST", "/api/faces?name=a.png", png(astronaut), {"X-Mgpe-Tab": tab})
+        assert status == 200, body
+        return json.loads(body)["id"]
+
+    mine = upload("tab-a")
+    theirs = [upload("tab-b") for _ in range(KEEP_FACES + 2)]
+    assert client.get(f"/api/faces/{mine}/mask.png")[0] == 200  # A's face is still there
+    assert client.get(f"/api/faces/{theirs[0]}/mask.png")[0] == 404  # B's oldest made room for B's newest
+    assert client.get(f"/api/faces/{theirs[-1]}/mask.png")[0] == 200
+
+
 def test_concurrent_requests_are_safe(client, face, astronaut):
     parsed = labels_of(face["labels"])
     jobs = {f"ops-{i}": ("ops", [op]) for i, op in enumerate(["hair->skin@forehead", "grow:eyes:3", "shrink:hair:4",

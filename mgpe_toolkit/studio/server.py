@@ -186,7 +186,8 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
             size = int(declared) if declared.isdigit() else size
             raise StudioError(f"{name}: {size / 2**20:.1f} MB is over the studio's limit of {limit / 2**20:.0f} MB",
                               413)
-        face = await run_in_threadpool(studio.upload, name, b"".join(chunks))
+        tab = request.headers.get("x-mgpe-tab", "")[:64]  # the page's tab: each keeps its own faces
+        face = await run_in_threadpool(studio.upload, name, b"".join(chunks), tab)
         return JSONResponse(face_json(face))
 
     async def face_file(request: Request):

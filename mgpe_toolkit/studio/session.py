@@ -21,8 +21,9 @@ from ..types import EditResult, PreparedFace
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 # The studio keeps only the latest faces and results in memory (each holds its photo: 36 MB at 12 MP);
 # older ones are dropped and the page says to upload or generate again.
-KEEP_FACES = 8
+KEEP_FACES = 8  # per browser tab
 KEEP_RESULTS = 8
+KEEP_ALL = 32  # faces and results of all tabs together (a photo may be tens of MB)
 
 
 class StudioError(MgpeError):
@@ -42,6 +43,7 @@ class StudioFace:
     face: PreparedFace
     seconds: float  # align + parse
     stages: dict[str, str] = field(default_factory=dict)  # align and parse implementations that ran
+    owner: str = ""  # the browser tab that uploaded it: each tab keeps its own last KEEP_FACES
 
     @property
     def parsed(self) -> np.ndarray:
@@ -101,18 +103,23 @@ class Studio:
         self._store = threading.Lock()
 
     # -- the stores --------------------------------------------------------------------------------------
-    def _keep(self, store: OrderedDict, key: str, value, limit: int) -> None:
+    def _keep(self, store: OrderedDict, key: str, value, limit: int, owner: str) -> None:
+        """Keep `value`; drop the oldest of `owner`'s beyond `limit` (another tab's never), then the oldest of
+        all beyond KEEP_ALL."""
         with self._store:
             store[key] = value
-            while len(store) > limit:
+            mine = [k for k, v in store.items() if _owner(v) == owner]
+            for old in mine[:max(0, len(mine) - limit)]:
+                del store[old]
+            while len(store) > KEEP_ALL:
                 store.popitem(last=False)
 
     def face(self, face_id: str) -> StudioFace:
         with self._store:
             found = self.faces.get(face_id)
         if found is None:
-            raise StudioError(f"unknown photo {face_id!r} (the studio keeps the last {KEEP_FACES}): upload it again",
-                              404)
+            raise StudioError(f"unknown photo {face_id!r} (the studio keeps the last {KEEP_FACES} of each tab): "
+                              "upload it again", 404)
         return found
 
     def result(self, result_id: str) -> StudioResult:
@@ -124,8 +131,9 @@ class Studio:
         return found
 
     # -- the work ----------------------------------------------------------------------------------------
-    def upload(self, name: str | None, data: bytes) -> StudioFace:
-        """Read an uploaded photo with the project's image reader, align its largest face and parse it."""
+    def upload(self, name: str | None, data: bytes, owner: str = "") -> StudioFace:
+        """Read an uploaded photo with the project's image reader, align its largest face and parse it. `owner`:
+        the browser tab it came from; a tab's uploads never push another tab's faces out."""
         from ..io import read_image
 
         name = safe_name(name)
@@ -148,8 +156,8 @@ class Studio:
             except MgpeError as exc:
                 raise StudioError(f"{name}: {exc}", 422) from None
             stages = {s: self.pipeline.implementation_name(s) for s in ("align", "parse")}
-        studio_face = StudioFace(uuid.uuid4().hex[:12], name, face, time.perf_counter() - started, stages)
-        self._keep(self.faces, studio_face.id, studio_face, KEEP_FACES)
+        studio_face = StudioFace(uuid.uuid4().hex[:12], name, face, time.perf_counter() - started, stages, owner)
+        self._keep(self.faces, studio_face.id, studio_face, KEEP_FACES, owner)
         return studio_face
 
     def check_labels(self, face: StudioFace, labels: np.ndarray) -> np.ndarray:
@@ -245,8 +253,12 @@ class Studio:
         recipe = "\n".join([f"# mgpe studio: {kind} of {before.name} ({seconds:.2f} s; "
                             + ", ".join(f"{k} {v}" for k, v in result.stages.items()) + ")", *lines]) + "\n"
         out = StudioResult(uuid.uuid4().hex[:12], kind, stem, result, before, seconds, recipe, list(result.notes))
-        self._keep(self.results, out.id, out, KEEP_RESULTS)
+        self._keep(self.results, out.id, out, KEEP_RESULTS, before.owner)
         return out
+
+
+def _owner(item) -> str:
+    return item.owner if isinstance(item, StudioFace) else item.before.owner
 
 
 def parse_studio_ops(ops: list[str]):

@@ -18,10 +18,14 @@
     el.classList.toggle("error", isError);
   }
 
+  // Each tab keeps its own faces on the server: another tab's or another person's uploads never push them out.
+  const TAB = sessionStorage.getItem("mgpe-tab") || Math.random().toString(36).slice(2, 14);
+  sessionStorage.setItem("mgpe-tab", TAB);
+
   async function request(url, options = {}) {
     let response;
     try {
-      response = await fetch(url, options);
+      response = await fetch(url, { ...options, headers: { ...(options.headers || {}), "X-Mgpe-Tab": TAB } });
     } catch (err) {
       throw new Error("the studio server does not answer: is `mgpe studio` still running?");
     }
