@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -277,6 +278,21 @@ def test_one_tabs_uploads_never_push_out_another_tabs_face(client, astronaut):
     assert client.get(f"/api/faces/{mine}/mask.png")[0] == 200  # A's face is still there
     assert client.get(f"/api/faces/{theirs[0]}/mask.png")[0] == 404  # B's oldest made room for B's newest
     assert client.get(f"/api/faces/{theirs[-1]}/mask.png")[0] == 200
+
+
+def test_the_recipe_names_the_users_own_file(client, astronaut):
+    face = client.json("POST", "/api/faces?name=" + urllib.parse.quote("my photo (1).png"), raw=png(astronaut))
+    assert face["name"] == "my_photo__1_.png"  # what downloads are named after
+    result = client.json("POST", f"/api/faces/{face['id']}/edit", {"labels": face["labels"], "ops": []})
+    assert "mgpe edit 'my photo (1).png' --mask my_photo__1_.studio.mask.png" in result["recipe"], result["recipe"]
+
+
+def test_the_palette_has_readable_names():
+    from mgpe_toolkit.studio.server import info
+
+    titles = {label["name"]: label["title"] for label in info()["labels"]}
+    assert titles["eye_g"] == "eyeglasses" and titles["ear_r"] == "earring" and titles["neck_l"] == "necklace"
+    assert all("_" not in t for t in titles.values())
 
 
 def test_concurrent_requests_are_safe(client, face, astronaut):

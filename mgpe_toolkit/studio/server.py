@@ -60,6 +60,12 @@ def decode_labels(text, shape: tuple[int, int]) -> np.ndarray:
     return np.frombuffer(raw, np.uint8).reshape(shape).copy()
 
 
+# What the palette shows for the labels whose names are abbreviations (the CLI's names stay in the tooltip).
+READABLE = {"eye_g": "eyeglasses", "l_eye": "left eye", "r_eye": "right eye", "l_brow": "left brow",
+            "r_brow": "right brow", "l_ear": "left ear", "r_ear": "right ear", "mouth": "inner mouth",
+            "u_lip": "upper lip", "l_lip": "lower lip", "ear_r": "earring", "neck_l": "necklace", "cloth": "clothes"}
+
+
 def info() -> dict:
     """Labels with colours, components and the op grammar's names: what the page's palette and hints show."""
     from .. import __version__
@@ -67,7 +73,8 @@ def info() -> dict:
     from ..maskops import REGION_NAMES, known_names
 
     return {"version": __version__,
-            "labels": [{"index": i, "name": n, "color": "#%02x%02x%02x" % tuple(int(c) for c in COLORS[i]),
+            "labels": [{"index": i, "name": n, "title": READABLE.get(n, n.replace("_", " ")),
+                        "color": "#%02x%02x%02x" % tuple(int(c) for c in COLORS[i]),
                         "description": DESCRIPTIONS[n]} for i, n in enumerate(LABELS)],
             "components": list(COMPONENTS), "names": known_names(), "regions": list(REGION_NAMES)}
 

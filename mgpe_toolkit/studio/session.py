@@ -44,6 +44,11 @@ class StudioFace:
     seconds: float  # align + parse
     stages: dict[str, str] = field(default_factory=dict)  # align and parse implementations that ran
     owner: str = ""  # the browser tab that uploaded it: each tab keeps its own last KEEP_FACES
+    given: str = ""  # the file's own name, as the user's folder has it: what the recipe's commands name
+
+    @property
+    def quoted(self) -> str:
+        return shlex.quote(self.given or self.name)
 
     @property
     def parsed(self) -> np.ndarray:
@@ -136,6 +141,7 @@ class Studio:
         the browser tab it came from; a tab's uploads never push another tab's faces out."""
         from ..io import read_image
 
+        given = Path((name or "").replace("\\", "/")).name
         name = safe_name(name)
         if len(data) > self.max_upload_bytes:
             raise StudioError(f"{name}: {len(data) / 2**20:.1f} MB is over the studio's limit of "
@@ -156,7 +162,8 @@ class Studio:
             except MgpeError as exc:
                 raise StudioError(f"{name}: {exc}", 422) from None
             stages = {s: self.pipeline.implementation_name(s) for s in ("align", "parse")}
-        studio_face = StudioFace(uuid.uuid4().hex[:12], name, face, time.perf_counter() - started, stages, owner)
+        studio_face = StudioFace(uuid.uuid4().hex[:12], name, face, time.perf_counter() - started, stages, owner,
+                                 given)
         self._keep(self.faces, studio_face.id, studio_face, KEEP_FACES, owner)
         return studio_face
 
@@ -193,7 +200,7 @@ class Studio:
             result = self._run(lambda: self.pipeline.edit(face.face, target=labels), face.name)
             from_ops = bool(ops) and np.array_equal(apply_ops(face.parsed, ops), labels)
         stem = f"{Path(face.name).stem}.studio"
-        cli = ["mgpe edit", shlex.quote(face.name)]
+        cli = ["mgpe edit", face.quoted]
         if from_ops:
             cli += [f"-m {shlex.quote(op)}" for op in ops]
             lines = ["# the parsed mask with the ops typed in the studio:"]
@@ -212,7 +219,7 @@ class Studio:
         with self._work:
             result = self._run(lambda: self.pipeline.swap(source.face, target.face), f"{source.name} -> {target.name}")
         stem = f"{Path(target.name).stem}.swap"
-        cli = ["mgpe swap+", shlex.quote(source.name), shlex.quote(target.name), *self.cli_flags,
+        cli = ["mgpe swap+", source.quoted, target.quoted, *self.cli_flags,
                f"-o {shlex.quote(stem + '.png')}"]
         return self._store_result("swap", stem, result, target, started,
                                   ["# swap+ uses both photos' parsed masks (painting is for Generate)", " ".join(cli)])
@@ -234,7 +241,7 @@ class Studio:
             result = self._run(lambda: self.pipeline.transfer(source.face, target.face, names),
                                f"{source.name} -> {target.name}")
         stem = f"{Path(target.name).stem}.transfer"
-        cli = ["mgpe transfer", shlex.quote(target.name), "--from", shlex.quote(source.name), "-c", ",".join(names),
+        cli = ["mgpe transfer", target.quoted, "--from", source.quoted, "-c", ",".join(names),
                *self.cli_flags, f"-o {shlex.quote(stem + '.png')}"]
         return self._store_result("transfer", stem, result, target, started,
                                   ["# transfer uses both photos' parsed masks (painting is for Generate)",

@@ -74,7 +74,7 @@
       const button = document.createElement("button");
       button.type = "button";
       button.dataset.label = l.index;
-      button.title = `${l.index} ${l.name}: ${l.description}`;
+      button.title = `${l.index} ${l.name}: ${l.description}`;  // the CLI's name, for --mask-op
       const swatch = document.createElement("span");
       swatch.className = "swatch";
       swatch.style.background = l.color;
@@ -82,7 +82,7 @@
       index.className = "index";
       index.textContent = l.index;
       const name = document.createElement("span");
-      name.textContent = l.name;
+      name.textContent = l.title;
       button.append(index, swatch, name);
       button.addEventListener("click", () => setLabel(l.index));
       palette.append(button);
@@ -93,7 +93,7 @@
   function setLabel(index) {
     state.label = index;
     const l = state.labels[index];
-    $("#current-label").textContent = l ? l.name : "";
+    $("#current-label").textContent = l ? l.title : "";
     $("#current-swatch").style.background = l ? l.color : "";
     for (const b of document.querySelectorAll("#palette button")) b.classList.toggle("on", Number(b.dataset.label) === index);
   }
@@ -212,7 +212,7 @@
     if (!state.mask) return;
     const p = maskPoint(event);
     const l = state.labels[state.mask[p.y * state.size + p.x]];
-    $("#hover").textContent = `x ${p.x}, y ${p.y}: ${l ? l.name : ""}`;
+    $("#hover").textContent = `x ${p.x}, y ${p.y}: ${l ? l.title : ""}`;
     if (state.last) strokeTo(p);
   });
   for (const type of ["pointerup", "pointercancel", "lostpointercapture"]) {
@@ -222,6 +222,10 @@
   // -- photos --------------------------------------------------------------------------------------------
   function uploadPhoto(file, role) {
     if (!file) return;
+    if (role === "target" && state.undo.length &&
+        !window.confirm(`Load ${file.name}? The painting on ${state.face.name} and its undo history will be dropped.`)) {
+      return;
+    }
     busy(`aligning and parsing ${file.name}…`, async () => {
       const face = await request(`/api/faces?name=${encodeURIComponent(file.name)}`, { method: "POST", body: file });
       if (role === "source") {
@@ -231,6 +235,8 @@
         return;
       }
       state.face = face;
+      $("#result").hidden = true;  // the previous photo's result and downloads are not this photo's
+      delete document.body.dataset.result;
       state.size = face.size;
       state.parsed = decode(face.labels);
       state.mask = state.parsed.slice();
@@ -266,19 +272,23 @@
   dropZone(document, "target", $("#stage"));
 
   // -- ops, undo, reset ----------------------------------------------------------------------------------
-  $("#ops-form").addEventListener("submit", (event) => {
-    event.preventDefault();
+  // The ops typed in the box, applied to the shown mask (and the box emptied); Generate applies them too.
+  async function applyTypedOps() {
     const ops = $("#ops").value.split(/[\s;]+/).filter(Boolean);
     if (!ops.length || !state.face) return;
-    busy(`applying ${ops.join(" ")}…`, async () => {
-      const out = await postJSON(`/api/faces/${state.face.id}/ops`, { labels: encode(state.mask), ops });
-      remember();
-      state.mask = decode(out.labels);
-      state.ops = state.ops.concat(ops);
-      draw();
-      showOps();
-      say(`applied ${ops.join(" ")}: ${out.changed} pixels changed`);
-    });
+    const out = await postJSON(`/api/faces/${state.face.id}/ops`, { labels: encode(state.mask), ops });
+    remember();
+    state.mask = decode(out.labels);
+    state.ops = state.ops.concat(ops);
+    $("#ops").value = "";
+    draw();
+    showOps();
+    say(`applied ${ops.join(" ")}: ${out.changed} pixels changed`);
+  }
+
+  $("#ops-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy("applying the ops…", applyTypedOps);
   });
 
   $("#undo").addEventListener("click", () => restore(state.undo, state.redo));
@@ -350,6 +360,7 @@
   }
 
   $("#generate").addEventListener("click", () => busy("generating…", async () => {
+    await applyTypedOps();
     await showResult(await postJSON(`/api/faces/${state.face.id}/edit`, { labels: encode(state.mask), ops: state.ops }));
   }));
   $("#swap").addEventListener("click", () => busy("swap+…", async () => {
