@@ -177,7 +177,8 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
         return JSONResponse(info())
 
     async def upload(request: Request):
-        name = safe_name(request.query_params.get("name"))
+        given = request.query_params.get("name")  # the user's own name: the recipe names it
+        name = safe_name(given)
         limit = studio.max_upload_bytes
         chunks, size = [], 0
         # Counted as it comes, kept only up to the limit. An oversized body is still read (to twice the limit)
@@ -194,7 +195,7 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
             raise StudioError(f"{name}: {size / 2**20:.1f} MB is over the studio's limit of {limit / 2**20:.0f} MB",
                               413)
         tab = request.headers.get("x-mgpe-tab", "")[:64]  # the page's tab: each keeps its own faces
-        face = await run_in_threadpool(studio.upload, name, b"".join(chunks), tab)
+        face = await run_in_threadpool(studio.upload, given, b"".join(chunks), tab)
         return JSONResponse(face_json(face))
 
     async def face_file(request: Request):
