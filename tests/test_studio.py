@@ -179,7 +179,7 @@ def test_swap_and_transfer_with_a_second_photo(client, face, astronaut, grace_ho
     assert source["name"] == "grace_hopper.jpg"
     region = face_hair_region(labels_of(face["labels"]))
     swap = client.json("POST", "/api/swap", {"target": face["id"], "source": source["id"]})
-    assert "mgpe swap+ grace_hopper.jpg astronaut.png -o astronaut.swap.png" in swap["recipe"]
+    assert "mgpe swap+ 'grace hopper.jpg' astronaut.png -o astronaut.swap.png" in swap["recipe"]
     aligned = read_png(client.get(swap["after"]["aligned"])[1]).astype(int)
     before = read_png(client.get(face["urls"]["aligned"])[1]).astype(int)
     assert np.abs(aligned - before)[region].mean() > 10  # another person's face
@@ -188,7 +188,7 @@ def test_swap_and_transfer_with_a_second_photo(client, face, astronaut, grace_ho
 
     hair = client.json("POST", "/api/transfer", {"target": face["id"], "source": source["id"],
                                                  "components": ["hair", "eyes"]})
-    assert "mgpe transfer astronaut.png --from grace_hopper.jpg -c hair,left_eye,right_eye" in hair["recipe"]
+    assert "mgpe transfer astronaut.png --from 'grace hopper.jpg' -c hair,left_eye,right_eye" in hair["recipe"]
     assert np.array_equal(read_png(client.get(hair["downloads"]["mask.png"]["url"])[1]), labels_of(face["labels"]))
     for components, reason in (([], "pick at least one component"), (["nose"], "'nose' is not a component")):
         got = client.json("POST", "/api/transfer", {"target": face["id"], "source": source["id"],
