@@ -2,7 +2,7 @@
 it, and print per case the exit code, the first line of the message, the outputs left and whether a traceback
 (a crash) showed or an input file was changed or lost.
 
-    python benchmarks/bad_inputs.py [--keep DIR] [--only SUBSTRING]
+    python benchmarks/bad_inputs.py [--keep DIR] [--only SUBSTRING ...]
 
 A crash is a traceback, or an exit code other than 0, 1, 2. A lost file is an input whose bytes changed or that
 disappeared. Outputs left count the files under the case's output folder (hidden temporary files separately).
@@ -149,6 +149,31 @@ def cases(root: Path, files: dict[str, Path]) -> list[Case]:
         Case("edit, empty sidecar", ["edit", "-m", "hair=skin", root / "empty" / "a.png", "-o", o / "x9.png"],
              o / "x9.png", expect_ok=True),
         Case("missing input", ["edit", "-m", "hair=skin", root / "nope.png"], None),
+        # Round two (issue 38): outputs that are inputs or each other, pipes, training values, caches.
+        Case("edit -o = the input", ["edit", "-m", "hair=skin", good, "-o", good], None),
+        Case("edit --save-mask = -o", ["edit", "-m", "hair=skin", good, "-o", o / "r.png", "--save-mask", o / "r.png"],
+             o / "r.png"),
+        Case("edit -o = --save-mask's preview", ["edit", "-m", "hair=skin", good, "-o", o / "m.preview.png",
+                                                 "--save-mask", o / "m.png"], o / "m.preview.png"),
+        Case("swap+ -o = the source", ["swap+", good, files["grey.png"], "-o", good], None),
+        Case("synth -o = --sources", ["synth", root / "a-mask.png", "--sources", c, "-o", c], None),
+        Case("edit a FIFO", ["edit", "-m", "hair=skin", root / "pipe.png", "-o", o / "x10.png"], o / "x10.png"),
+        Case("edit --mask a FIFO", ["edit", "--mask", root / "pipe.png", good, "-o", o / "x11.png"], o / "x11.png"),
+        Case("edit, cache in /proc", ["edit", "-m", "hair=skin", good, "-o", o / "x12.png"], o / "x12.png",
+             env={"XDG_CACHE_HOME": "/proc"}, expect_ok=True),
+        Case("edit, ASCII terminal", ["edit", "-m", "hair=skin", good, "-o", o / "résultat.png"], o / "résultat.png",
+             env={"PYTHONIOENCODING": "ascii"}, expect_ok=True),
+        Case("train --set seed=-1", ["train", "--data", "synthetic:4", "--set", "seed=-1", "--out", o / "t9"], o / "t9"),
+        Case("train --set lr=1e309", ["train", "--data", "synthetic:4", "--set", "lr=1e309", "--out", o / "t10"],
+             o / "t10"),
+        Case("train --set batch=100000", ["train", "--data", "synthetic:4", "--set", "batch=100000",
+                                          "--out", o / "t11"], o / "t11"),
+        Case("train parser --lr inf", ["train", "parser", "--data", "synthetic:4", "--lr", "inf", "--out", o / "t12"],
+             o / "t12"),
+        Case("train parser --base 100000", ["train", "parser", "--data", "synthetic:4", "--base", "100000",
+                                            "--out", o / "t13"], o / "t13"),
+        Case("augment --seed -1", ["augment", root / "a-mask.png", "--sources", c, "--seed", "-1", "-o", o / "a1"],
+             o / "a1"),
     ]
     return out
 
@@ -156,6 +181,10 @@ def cases(root: Path, files: dict[str, Path]) -> list[Case]:
 def prepare_exports(root: Path) -> None:
     """A corrupt manifest, an export with a truncated graph, and aligned crops with broken sidecars."""
     (root / "a-file").write_text("not a folder")
+    os.mkfifo(root / "pipe.png")  # read, it would block forever
+    from mgpe_toolkit.io import write_mask
+
+    write_mask(root / "a-mask.png", np.ones((256, 256), np.uint8))
     (root / "bad-exports").mkdir()
     (root / "bad-exports" / "manifest.json").write_text('{"format": "mgpe-onnx-1", "graphs": {')
     run(["export", "onnx", "--out", root / "cut-exports", "--no-check"], {})
@@ -196,7 +225,7 @@ def count(out: Path | None) -> tuple[int, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keep", help="build the corpus here and keep it (default: a temporary folder)")
-    ap.add_argument("--only", help="run only cases whose name holds this")
+    ap.add_argument("--only", action="append", help="run only cases whose name holds this (repeatable)")
     args = ap.parse_args()
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mgpe-bad-"))
     if root.exists() and any(root.iterdir()):
@@ -209,7 +238,7 @@ def main() -> None:
     print(f"corpus: {len(files)} files in {root / 'corpus'} (plus a symlink loop)\n")
     print(f"{'case':38s} {'exit':>4s} {'outputs':>7s} {'tmp':>3s} {'s':>5s}  message")
     for case in cases(root, files):
-        if args.only and args.only not in case.name:
+        if args.only and not any(part in case.name for part in args.only):
             continue
         t = time.perf_counter()
         r = run(case.args, case.env)

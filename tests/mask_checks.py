@@ -1,11 +1,13 @@
 """Checks the parser tests share: where a part of a mask sits, a parser's score on the Helen samples, and where
-the lfw-hair photos are."""
+the lfw-hair and celebamask-mini photos are."""
 import os
 from pathlib import Path
 
 import numpy as np
 
 LFW = Path(os.environ.get("MGPE_LFW_HAIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "lfw-hair"))
+CELEBAMASK = Path(os.environ.get("MGPE_CELEBAMASK",
+                                 Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "celebamask-mini"))
 
 
 def centroid(mask, *names):

@@ -350,6 +350,39 @@ def test_mgpe_studio_command_prints_its_url_and_binds_loopback(server):
     assert len(busy.stderr.strip().splitlines()) == 1
 
 
+def _screen(page) -> np.ndarray:
+    """What the browser shows, as RGB (the device pixels of the viewport)."""
+    import cv2
+
+    shot = cv2.imdecode(np.frombuffer(page.screenshot(), np.uint8), cv2.IMREAD_COLOR)
+    return shot[..., ::-1].astype(int)
+
+
+def _check_what_is_drawn(page, shown, at, x: int, y: int) -> None:
+    """The screen, not the canvas data: the painted skin shows over the photo, the photo shows under the mask,
+    and the "after" thumbnails are not the "before" ones where the stroke went."""
+    px, py = (round(v) for v in at(x, y))
+    with_mask = _screen(page)[py, px]
+    page.fill("#opacity", "0")
+    page.dispatch_event("#opacity", "input")
+    bare = _screen(page)[py, px]
+    page.fill("#opacity", "55")
+    page.dispatch_event("#opacity", "input")
+    photo = shown.face.image[y, x].astype(int)
+    assert np.abs(bare - photo).max() < 40, (bare, photo)  # the photo itself is on screen
+    assert with_mask[0] - with_mask[2] > bare[0] - bare[2] + 30, (with_mask, bare)  # and the skin overlay over it
+    screen = _screen(page)
+
+    def shown_at(selector: str, fx: float, fy: float) -> np.ndarray:
+        b = page.locator(selector).bounding_box()
+        return screen[round(b["y"] + fy * b["height"]), round(b["x"] + fx * b["width"])]
+
+    spots = [((x + dx) / 256, (y + dy) / 256) for dx in (-4, 0, 4) for dy in (-2, 0, 2)]
+    before = np.array([shown_at("#before-aligned", fx, fy) for fx, fy in spots])
+    after = np.array([shown_at("#after-aligned", fx, fy) for fx, fy in spots])
+    assert np.abs(after - before).sum(axis=1).mean() > 30, (before, after)
+
+
 def overlay_at(x: int, y: int) -> str:
     """JavaScript for the overlay's RGB at a mask pixel (the colour of the label the page shows there)."""
     canvas = "document.querySelector('#mask-canvas').getContext('2d')"
@@ -422,6 +455,7 @@ def test_browser_paints_skin_over_hair_generates_and_downloads(server, astronaut
             assert "edit in" in page.text_content("#time")
             if os.environ.get("MGPE_STUDIO_SCREENSHOT"):
                 page.screenshot(path=os.environ["MGPE_STUDIO_SCREENSHOT"])
+            _check_what_is_drawn(page, shown, at, (x0 + x1) // 2, y)
 
             def download(selector: str) -> Path:
                 with page.expect_download() as got:
