@@ -47,10 +47,10 @@ def torch_fn(model, inputs, dtype=None):
     return run
 
 
-def inputs_for(cfg, batch: int, device: str = "cpu"):
+def inputs_for(framework, batch: int, device: str = "cpu"):
     from mgpe_toolkit.export.onnx import example_inputs
 
-    ex = example_inputs(cfg, batch)
+    ex = example_inputs(framework, batch)
     return {"crops": {n: t.to(device) for n, t in ex["encoders"].items()},
             "onehot": ex["generator"]["mask_onehot"].to(device), "centres": ex["generator"]["centres"].to(device),
             "target": ex["fuser"]["target_image"].to(device), "removed": ex["fuser"]["removed"].to(device)}
@@ -74,19 +74,18 @@ def one_engine(engine: str, folder: Path, batches: list[int], runs: int) -> dict
     from mgpe_toolkit.train.gan import load_generator
 
     net = load_generator(folder / "w.safetensors", "cpu")
-    cfg = net.config
     if engine.startswith("onnxruntime"):
         manifest = folder / ("manifest.int8.json" if engine.endswith("int8") else "manifest.json")
         runner = OnnxRunner(manifest, "CPUExecutionProvider")
-        return {b: timed(ort_fn(runner, inputs_for(cfg, b)), runs) for b in batches}
+        return {b: timed(ort_fn(runner, inputs_for(net, b)), runs) for b in batches}
     model = net
     if engine == "torch.compile":
         try:
             model = torch.compile(net)
-            torch_fn(model, inputs_for(cfg, 1))()
+            torch_fn(model, inputs_for(net, 1))()
         except Exception as exc:  # report, do not fail the benchmark
             return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"}
-    return {b: timed(torch_fn(model, inputs_for(cfg, b)), runs) for b in batches}
+    return {b: timed(torch_fn(model, inputs_for(net, b)), runs) for b in batches}
 
 
 def gpu_rows(folder: Path, batches: list[int], runs: int) -> list[tuple]:
@@ -94,22 +93,21 @@ def gpu_rows(folder: Path, batches: list[int], runs: int) -> list[tuple]:
     import torch
 
     from mgpe_toolkit.export.runtime import OnnxRunner
-    from mgpe_toolkit.nets.config import GANConfig
     from mgpe_toolkit.train.gan import load_generator
 
     rows = []
     gpu_runs = max(runs, 50)  # GPU calls take milliseconds: time more of them
     if "CUDAExecutionProvider" in ort.get_available_providers():
         runner = OnnxRunner(folder, "CUDAExecutionProvider,CPUExecutionProvider")
-        cfg = GANConfig.from_dict(runner.manifest["config"])
+        shapes = load_generator(folder / "w.safetensors", "cpu")  # the inputs' shapes, on the CPU
         for b in batches:
             rows.append(("onnxruntime fp32", f"CUDA ({', '.join(runner.used_providers)})", b,
-                         [timed(ort_fn(runner, inputs_for(cfg, b)), gpu_runs)]))
+                         [timed(ort_fn(runner, inputs_for(shapes, b)), gpu_runs)]))
     if torch.cuda.is_available():
         net = load_generator(folder / "w.safetensors", "cuda")
         name = torch.cuda.get_device_name()
         for b in batches:
-            inp = inputs_for(net.config, b, "cuda")
+            inp = inputs_for(net, b, "cuda")
             for label, dtype in (("torch fp32", None), ("torch bf16", torch.bfloat16)):
                 rows.append((label, name, b, [timed(torch_fn(net, inp, dtype), gpu_runs, torch.cuda.synchronize)]))
     return rows
