@@ -60,10 +60,9 @@ def lfw_hair(pipe, folder: Path, split: str, limit: int | None) -> dict:
     import numpy as np
     from rich.progress import track
 
-    from mgpe_toolkit.errors import NoFaceError
     from mgpe_toolkit.io import read_image
     from mgpe_toolkit.labels import LABEL_INDEX
-    from mgpe_toolkit.parse import parse_image
+    from mgpe_toolkit.parse import labels_in_photo
     from mgpe_toolkit.train.pseudo import hair_pairs, held_out
 
     pairs = [p for p in hair_pairs(folder) if split == "all" or held_out(p[0].name) == (split == "heldout")]
@@ -78,15 +77,11 @@ def lfw_hair(pipe, folder: Path, split: str, limit: int | None) -> dict:
     for img, hair in track(pairs, description="parse"):
         photo, truth = read_image(img), read_hair(hair)
         t = time.perf_counter()
-        try:
-            parsed = parse_image(pipe, photo, context=True)
-            # A photo that already looks like an aligned face is parsed as one, in its own coordinates.
-            labels = parsed.photo_labels if parsed.photo_labels is not None else parsed.mask.labels
-            pred = labels == LABEL_INDEX["hair"]
-        except NoFaceError:
-            labels, pred = None, np.zeros_like(truth)
-            missed.append(img.name)
+        labels = labels_in_photo(pipe, photo)
         seconds += time.perf_counter() - t
+        if labels is None:
+            missed.append(img.name)
+        pred = np.zeros_like(truth) if labels is None else labels == LABEL_INDEX["hair"]
         if pred.shape == truth.shape and labels is not None:
             lost += np.bincount(labels[truth & ~pred], minlength=256)
         i, u = int((pred & truth).sum()), int((pred | truth).sum())
@@ -118,11 +113,10 @@ def celebamask(pipe, folder: Path, split: str, limit: int | None) -> dict:
     import numpy as np
     from rich.progress import track
 
-    from mgpe_toolkit.errors import NoFaceError
     from mgpe_toolkit.io import read_image, read_mask
     from mgpe_toolkit.labels import LABELS
     from mgpe_toolkit.metrics.segmentation import Confusion, score_against_truth
-    from mgpe_toolkit.parse import parse_image
+    from mgpe_toolkit.parse import labels_in_photo
     from mgpe_toolkit.train.pseudo import held_out, mask_pairs
 
     pairs = [p for p in mask_pairs(folder) if split == "all" or held_out(p[0].name) == (split == "heldout")]
@@ -131,13 +125,11 @@ def celebamask(pipe, folder: Path, split: str, limit: int | None) -> dict:
     for img, mask in track(pairs, description="parse"):
         photo, truth = read_image(img), read_mask(mask)
         t = time.perf_counter()
-        try:
-            parsed = parse_image(pipe, photo, context=True)
-            pred = parsed.photo_labels if parsed.photo_labels is not None else parsed.mask.labels
-        except NoFaceError:
+        pred = labels_in_photo(pipe, photo)
+        seconds += time.perf_counter() - t
+        if pred is None:
             pred = np.zeros_like(truth)
             missed.append(img.name)
-        seconds += time.perf_counter() - t
         total.add(*score_against_truth(pred, truth, "celebamask")[:2])
     f1, iou = total.f1(), total.iou()
     face = [f1.get(n, 0.0) for n in LABELS[1:]]

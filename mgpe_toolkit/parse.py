@@ -90,6 +90,16 @@ def parse_image(pipe, image: np.ndarray, *, path: Path | None = None, size: int 
     return parsed
 
 
+def labels_in_photo(pipe, image: np.ndarray) -> np.ndarray | None:
+    """The largest face's labels in the photo's own coordinates, parsed from the wider view (`mgpe parse --coords
+    original`); a photo that already looks like an aligned face is parsed as one. None when there is no face."""
+    try:
+        parsed = parse_image(pipe, image, context=True)
+    except NoFaceError:
+        return None
+    return parsed.photo_labels if parsed.photo_labels is not None else parsed.mask.labels
+
+
 def _parse_photo(pipe, image: np.ndarray, size: int, context: bool) -> ParsedFace:
     h, w = image.shape[:2]
     if h == w:
