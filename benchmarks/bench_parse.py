@@ -53,32 +53,42 @@ BOUNDARY_PX = (1, 3, 8)  # distance bins (photo pixels) for where the wrong hair
 BAND_PX = 2  # the hand-made masks follow superpixels: a boundary-tolerant IoU leaves this band out
 
 
+def parsed_photos(pipe, pairs, read_truth, times: list):
+    """(photo path, truth, labels in the photo's coordinates or None for no face) per pair, with a progress bar;
+    the parser's seconds per photo are appended to `times`."""
+    from rich.progress import track
+
+    from mgpe_toolkit.io import read_image
+    from mgpe_toolkit.parse import labels_in_photo
+
+    for img, truth_path in track(pairs, description="parse"):
+        photo, truth = read_image(img), read_truth(truth_path)
+        t = time.perf_counter()
+        labels = labels_in_photo(pipe, photo)
+        times.append(time.perf_counter() - t)
+        yield img, truth, labels
+
+
 def lfw_hair(pipe, folder: Path, split: str, limit: int | None) -> dict:
     """Hair IoU in the photos' own coordinates (`mgpe parse --coords original`) against hand-made hair masks
     (images/ + hair/, the lfw-hair layout), over the held-out people unless told otherwise."""
     import cv2
     import numpy as np
-    from rich.progress import track
 
-    from mgpe_toolkit.io import read_image
     from mgpe_toolkit.labels import LABEL_INDEX
-    from mgpe_toolkit.parse import labels_in_photo
     from mgpe_toolkit.train.pseudo import hair_pairs, held_out
 
     pairs = [p for p in hair_pairs(folder) if split == "all" or held_out(p[0].name) == (split == "heldout")]
     pairs = pairs[:limit] if limit else pairs
     inter = union = 0
-    per, seconds, missed = [], 0.0, []
+    per, missed = [], []
     lost = np.zeros(256, np.int64)  # what the parser called the hair it missed
     near = np.zeros(len(BOUNDARY_PX) + 1, np.int64)  # wrong pixels by distance to the mask's boundary
     band_inter = band_union = 0  # the same IoU, pixels within BAND_PX of the mask's boundary left out
     from mgpe_toolkit.train.pseudo import read_hair
 
-    for img, hair in track(pairs, description="parse"):
-        photo, truth = read_image(img), read_hair(hair)
-        t = time.perf_counter()
-        labels = labels_in_photo(pipe, photo)
-        seconds += time.perf_counter() - t
+    times: list[float] = []
+    for img, truth, labels in parsed_photos(pipe, pairs, read_hair, times):
         if labels is None:
             missed.append(img.name)
         pred = np.zeros_like(truth) if labels is None else labels == LABEL_INDEX["hair"]
@@ -104,29 +114,23 @@ def lfw_hair(pipe, folder: Path, split: str, limit: int | None) -> dict:
             "wrong_pixels_by_distance_to_the_mask_boundary": wrong,
             f"hair_iou_beyond_{BAND_PX}px_of_the_boundary": band_inter / max(band_union, 1),
             "hair_iou_mean_per_photo": float(np.mean(per)), "no_face": missed,
-            "ms_per_photo": 1000 * seconds / max(len(pairs), 1)}
+            "ms_per_photo": 1000 * sum(times) / max(len(pairs), 1)}
 
 
 def celebamask(pipe, folder: Path, split: str, limit: int | None) -> dict:
     """Pixel accuracy, per-class F1 and IoU of photos parsed in their own coordinates against CelebAMask-HQ
     masks (sides as the data has them), pixels pooled over the split."""
     import numpy as np
-    from rich.progress import track
 
-    from mgpe_toolkit.io import read_image, read_mask
+    from mgpe_toolkit.io import read_mask
     from mgpe_toolkit.labels import LABELS
     from mgpe_toolkit.metrics.segmentation import Confusion, score_against_truth
-    from mgpe_toolkit.parse import labels_in_photo
     from mgpe_toolkit.train.pseudo import held_out, mask_pairs
 
     pairs = [p for p in mask_pairs(folder) if split == "all" or held_out(p[0].name) == (split == "heldout")]
     pairs = pairs[:limit] if limit else pairs
-    total, missed, seconds = Confusion(LABELS), [], 0.0
-    for img, mask in track(pairs, description="parse"):
-        photo, truth = read_image(img), read_mask(mask)
-        t = time.perf_counter()
-        pred = labels_in_photo(pipe, photo)
-        seconds += time.perf_counter() - t
+    total, missed, times = Confusion(LABELS), [], []
+    for img, truth, pred in parsed_photos(pipe, pairs, read_mask, times):
         if pred is None:
             pred = np.zeros_like(truth)
             missed.append(img.name)
@@ -140,7 +144,7 @@ def celebamask(pipe, folder: Path, split: str, limit: int | None) -> dict:
     return {"photos": len(pairs), "split": split, "accuracy": total.accuracy, "mean_f1": float(np.mean(face)),
             "wrong_pixels_truth_to_parsed": confusions,
             "f1": {n: round(v, 4) for n, v in f1.items()}, "iou": {n: round(v, 4) for n, v in iou.items()},
-            "no_face": missed, "ms_per_photo": 1000 * seconds / max(len(pairs), 1)}
+            "no_face": missed, "ms_per_photo": 1000 * sum(times) / max(len(pairs), 1)}
 
 
 def speed(pipe, photos: int = 24) -> dict:
