@@ -169,8 +169,8 @@ def paste_back_cmd(
     from ..io import output_clash, output_problem
 
     problem = output_problem(out)
-    clash = None if problem else output_clash([("--out", out)], [("ALIGNED", src), ("the photo", photo_path),
-                                                                 ("the sidecar", side), ("--mask", mask or side)])
+    inputs = [("ALIGNED", src), ("the photo", photo_path), ("the sidecar", side)] + ([("--mask", mask)] if mask else [])
+    clash = None if problem else output_clash([("--out", out)], inputs)
     if problem or clash:
         fail(f"--out {out}: {problem}" if problem else clash)
     face, original = read_image(src), read_image(photo_path)

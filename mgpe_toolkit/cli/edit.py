@@ -288,13 +288,14 @@ def synth_cmd(
         fail(f"--out {out} is the --sources folder: its synth_NN.png would overwrite sources and be taken as "
              "sources by later runs")
     if grid:
-        from ..io import output_problem
+        from ..io import output_clash, output_problem
 
         problem = output_problem(grid)
         if problem:
             fail(f"--grid {grid}: {problem}")
-        if same_file(grid, mask):
-            fail(f"--grid {grid} is the input MASK {mask}: it would be overwritten")
+        clash = output_clash([("--grid", grid)], [("MASK", mask)])
+        if clash:
+            fail(clash)
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
     con = _console()
     faces, names, problems, results = [], [], [], []

@@ -1,5 +1,6 @@
-"""No output of a command may be one of its inputs or another of its outputs: refused before any work, every file
-left as it was (issue 38)."""
+"""Hostile inputs, round two (issue 38): outputs that are inputs or each other, pipes, unwritable or corrupt
+caches, ASCII terminals, help text, output names that collide within a run, and concurrent batch runs. Each is
+refused before any work, or handled, with every input file left as it was."""
 import hashlib
 import json
 import os
