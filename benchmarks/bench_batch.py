@@ -20,10 +20,10 @@ def random_export(config: str, folder: Path, int8: bool) -> Path:
     from mgpe_toolkit.export.onnx import export_onnx
     from mgpe_toolkit.nets.config import PRESETS
     from mgpe_toolkit.nets.framework import MaskGuidedFramework
-    from mgpe_toolkit.train.gan import export_generator
+    from mgpe_toolkit.weights import save_generator
 
     torch.manual_seed(0)
-    export_generator(MaskGuidedFramework(PRESETS[config]).eval(), folder / "w.safetensors", step=0)
+    save_generator(MaskGuidedFramework(PRESETS[config]).eval(), folder / "w.safetensors", step=0)
     return export_onnx(folder / "w.safetensors", folder / "exports", precision="int8" if int8 else "fp32",
                        calibrate="synthetic:8", calibrate_count=8)
 
@@ -33,7 +33,7 @@ def main() -> None:
     import skimage.data
 
     from mgpe_toolkit.align import plan_jobs
-    from mgpe_toolkit.batch import BatchTask, default_batch_size, run_batch
+    from mgpe_toolkit.batch.local import BatchTask, default_batch_size, run_batch
     from mgpe_toolkit.io import read_image, write_image
 
     ap = argparse.ArgumentParser(description=__doc__)

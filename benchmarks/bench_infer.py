@@ -71,7 +71,7 @@ def one_engine(engine: str, folder: Path, batches: list[int], runs: int) -> dict
     import torch
 
     from mgpe_toolkit.export.runtime import OnnxRunner
-    from mgpe_toolkit.train.gan import load_generator
+    from mgpe_toolkit.weights import load_generator
 
     net = load_generator(folder / "w.safetensors", "cpu")
     if engine.startswith("onnxruntime"):
@@ -93,7 +93,7 @@ def gpu_rows(folder: Path, batches: list[int], runs: int) -> list[tuple]:
     import torch
 
     from mgpe_toolkit.export.runtime import OnnxRunner
-    from mgpe_toolkit.train.gan import load_generator
+    from mgpe_toolkit.weights import load_generator
 
     rows = []
     gpu_runs = max(runs, 50)  # GPU calls take milliseconds: time more of them
@@ -135,7 +135,7 @@ def main() -> None:
 
     from mgpe_toolkit.export.onnx import export_onnx
     from mgpe_toolkit.nets.framework import MaskGuidedFramework
-    from mgpe_toolkit.train.gan import export_generator
+    from mgpe_toolkit.weights import save_generator
 
     cfg = PRESETS[args.config]
     engines = [e for e in CPU_ENGINES if not (args.no_compile and e == "torch.compile")]
@@ -144,7 +144,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         torch.manual_seed(0)
-        export_generator(MaskGuidedFramework(cfg).eval(), folder / "w.safetensors", step=0)
+        save_generator(MaskGuidedFramework(cfg).eval(), folder / "w.safetensors", step=0)
         export_onnx(folder / "w.safetensors", folder)
         export_onnx(folder / "w.safetensors", folder, precision="int8", calibrate="synthetic:8", calibrate_count=8)
         for r in range(args.rounds):

@@ -7,9 +7,9 @@ Usage: python benchmarks/bench_parse.py DIR [--parser hybrid|unet|mesh] [--label
                                            [--context Z]
        python benchmarks/bench_parse.py DIR --labels celebamask [--split heldout|train|all]
        python benchmarks/bench_parse.py --speed
-       python benchmarks/bench_parse.py --steps
+       python benchmarks/bench_parse.py --steps [--rounds 5] [--repeats 10]
 DIR holds images/NAME.* and labels/NAME.png (or masks/NAME.png). With Helen labels the prediction is
-converted to Helen's 11 classes and the lips (upper, lower, inner mouth) are merged, as in our README.
+converted to Helen's 11 classes and the lips (upper, lower, inner mouth) are merged, as in docs/benchmarks.md.
 lfw-hair: hair IoU in the photos' own coordinates against images/ + hair/, on the held-out people (the split
 `mgpe train parser` leaves out). --speed: ms per aligned face for the parser alone, and `mgpe parse` faces/s
 end to end on 512² photos. --precision/--no-mirror/--no-refine: the U-Net's inference steps, one by one
@@ -250,9 +250,11 @@ def main() -> None:
     ap.add_argument("--no-refine", action="store_true", help="unet/hybrid: the hair as the network draws it")
     ap.add_argument("--steps", action="store_true",
                     help="ms per aligned face of each inference step of the U-Net, side by side (5 rounds)")
+    ap.add_argument("--rounds", type=int, default=5, help="--steps: rounds, the variants taking turns")
+    ap.add_argument("--repeats", type=int, default=10, help="--steps: timed passes over the faces per round")
     args = ap.parse_args()
     if args.steps:
-        steps()
+        steps(args.rounds, args.repeats)
         return
 
     options = {k: v for k, v in (("precision", args.precision), ("mirror", False if args.no_mirror else None),

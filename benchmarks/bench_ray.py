@@ -42,7 +42,7 @@ def stage_costs(task, jobs, runner, repeat: int) -> dict[str, float]:
     """Seconds of one core per photo for each stage, in this process, after a warm-up photo."""
     import pickle
 
-    from mgpe_toolkit.batch import edit_classical, learned_faces, paste_learned, prepare_one, write_result
+    from mgpe_toolkit.batch.local import edit_classical, learned_faces, paste_learned, prepare_one, write_result
     from mgpe_toolkit.io import read_image
     from mgpe_toolkit.pipeline import Pipeline
 
@@ -103,8 +103,8 @@ def main() -> None:
     import skimage.data
 
     from mgpe_toolkit.align import plan_jobs
-    from mgpe_toolkit.batch import BatchTask, default_batch_size, run_batch
-    from mgpe_toolkit.distributed.ray_batch import RayOptions, RunnerSpec, run_ray_batch
+    from mgpe_toolkit.batch.local import BatchTask, default_batch_size, run_batch
+    from mgpe_toolkit.batch.ray import RayOptions, RunnerSpec, run_ray_batch
     from mgpe_toolkit.io import read_image, write_image
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -28,7 +28,7 @@ def run(config, steps: int, device: str, *, workers: int | None = None, fixed: b
     processes, default as there), or, with fixed=True, two prepared batches are reused (compute alone)."""
     from itertools import cycle
 
-    from mgpe_toolkit.train.data import SyntheticSet
+    from mgpe_toolkit.data.sets import SyntheticSet
     from mgpe_toolkit.train.gan import GANTrainer
     from mgpe_toolkit.train.loop import PREFETCH, default_workers, step_batches
 
@@ -95,7 +95,7 @@ def gpu_seconds_per_step(trainer, items, steps: int = 5) -> float:
 def loop_rate(config, steps: int, device: str) -> tuple[float, float]:
     """(it/s of run_gan_training, what `mgpe train` runs less the progress bar, after 3 steps; seconds of the
     checkpoint and sample grid it writes at its last step, which `mgpe train` writes every checkpoint_every)."""
-    from mgpe_toolkit.train.data import SyntheticSet
+    from mgpe_toolkit.data.sets import SyntheticSet
     from mgpe_toolkit.train.gan import GANTrainer, run_gan_training
 
     with tempfile.TemporaryDirectory() as out:
@@ -120,7 +120,7 @@ def grid(configs: list[str], batches: list[int], steps: int, loop: bool = False)
     import torch
 
     from mgpe_toolkit.nets.config import PRESETS
-    from mgpe_toolkit.train.data import SyntheticSet
+    from mgpe_toolkit.data.sets import SyntheticSet
     from mgpe_toolkit.train.gan import GANTrainer
 
     cuda = torch.cuda.is_available()
@@ -235,7 +235,7 @@ def parser_rates(bases: list[int], batch: int, steps: int, device: str) -> None:
     The last line, `parser rate R it/s`, is what gpu_parser.sh sizes its schedule by (first base, default)."""
     import torch
 
-    from mgpe_toolkit.train.data import SyntheticSet
+    from mgpe_toolkit.data.sets import SyntheticSet
     from mgpe_toolkit.train.parser import ParserTrainConfig, ParserTrainer
 
     cuda = torch.device(device).type == "cuda"

@@ -50,12 +50,12 @@ def prepare(folder: Path, out: Path, photos: int) -> tuple[Path, Path]:
 
 
 def train_for(name: str, cfg, train_dir: Path, out: Path, seconds: float, device: str):
-    from mgpe_toolkit.stages.parse_unet import default_weights
-    from mgpe_toolkit.train.data import open_dataset
+    from mgpe_toolkit.weights import default_parser
+    from mgpe_toolkit.data.sets import open_dataset
     from mgpe_toolkit.train.gan import GANTrainer
 
     trainer = GANTrainer(open_dataset(str(train_dir), None, "canonical", 256), out / name, cfg,
-                         parser_weights=default_weights() if cfg.lambda_gp > 0 else None, device=device)
+                         parser_weights=default_parser() if cfg.lambda_gp > 0 else None, device=device)
     said = trainer.use_perceptual(None)
     start, first, last = time.perf_counter(), None, None
     while time.perf_counter() - start < seconds:
@@ -111,11 +111,15 @@ def main() -> None:
 
     from mgpe_toolkit.io import write_image
     from mgpe_toolkit.nets.config import PRESETS
-    from mgpe_toolkit.train.loop import pick_device
+    from mgpe_toolkit.weights import pick_device
 
     torch.manual_seed(0)
     device = str(pick_device(args.device))
     train_dir, heldout = prepare(args.folder, args.out / "data", args.photos)
+    missing = [what for what, d in (("training", train_dir), ("held-out", heldout)) if not any(d.glob("images/*.png"))]
+    if missing:  # (reconstruct and the grid need at least one of each)
+        raise SystemExit(f"no {' and no '.join(missing)} faces among the first {args.photos} photos of "
+                         f"{args.folder}: raise --photos")
     print(f"data: {len(list((train_dir / 'images').glob('*.png')))} training faces, "
           f"{len(list((heldout / 'images').glob('*.png')))} held out; device {device}; {args.minutes} min each")
     rows, table = None, []

@@ -19,9 +19,10 @@ def main() -> None:
     from mgpe_toolkit.metrics.reconstruction import psnr, ssim
     from mgpe_toolkit.nets.framework import onehot
     from mgpe_toolkit.nets.inputs import centres_of, component_crops, foreground_region
-    from mgpe_toolkit.stages.parse_unet import load_unet
-    from mgpe_toolkit.train.data import SyntheticSet, batch_tensors
-    from mgpe_toolkit.train.gan import load_generator
+    from mgpe_toolkit.weights import load_unet
+    from mgpe_toolkit.data.sets import SyntheticSet
+    from mgpe_toolkit.train.data import batch_tensors
+    from mgpe_toolkit.weights import load_generator
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dir", type=Path, default=Path(__file__).resolve().parents[1] / "models" / "demo-tiny")

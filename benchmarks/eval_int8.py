@@ -19,7 +19,7 @@ DEMO = Path(__file__).resolve().parents[1] / "models" / "demo-tiny"
 
 
 def on_photos(weights: Path, int8: Path, tmp: Path) -> dict[str, float]:
-    from mgpe_toolkit.batch import BatchTask, run_batch
+    from mgpe_toolkit.batch.local import BatchTask, run_batch
     from mgpe_toolkit.demo import demo_photos
     from mgpe_toolkit.export.onnx import export_onnx
     from mgpe_toolkit.export.runtime import OnnxRunner

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU figures for the README, in one run (not yet run whole: an estimated 7 minutes on an H200, under 10 with the
+# GPU figures for docs/benchmarks.md, in one run (not yet run whole: an estimated 7 minutes on an H200, under 10 with the
 # parts' own time limits; the parts come in the order of what issue 19 asks first):
 #  1. `mgpe train --config lean` on CUDA at batch 8: its losses must fall; the CLI's steady rate from two run
 #     lengths (startup, worker spawning and warm-up cancel out), to compare with the benchmark's loop, and where

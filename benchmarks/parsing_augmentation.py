@@ -21,7 +21,7 @@ def main() -> None:
     from mgpe_toolkit import Pipeline
     from mgpe_toolkit.data.synthetic import synthetic_portrait
     from mgpe_toolkit.io import write_image, write_mask
-    from mgpe_toolkit.train.data import PairFolder, SyntheticSet
+    from mgpe_toolkit.data.sets import PairFolder, SyntheticSet
     from mgpe_toolkit.train.parser import ParserTrainConfig, ParserTrainer, run_training
 
     ap = argparse.ArgumentParser(description=__doc__)

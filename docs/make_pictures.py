@@ -19,7 +19,7 @@ def main() -> None:
     import skimage.data
 
     from mgpe_toolkit import Pipeline
-    from mgpe_toolkit.cli.grid import labelled_grid
+    from mgpe_toolkit.grid import labelled_grid
     from mgpe_toolkit.io import read_image, write_image
     from mgpe_toolkit.labels import colorize, face_hair_region
 
@@ -85,7 +85,7 @@ def helen_grid(pipe, folder: Path, out: Path) -> None:
     import cv2
     import numpy as np
 
-    from mgpe_toolkit.cli.grid import labelled_grid
+    from mgpe_toolkit.grid import labelled_grid
     from mgpe_toolkit.io import read_image, write_image
 
     faces = [(p.stem, pipe.prepare(cv2.resize(read_image(p), (256, 256), interpolation=cv2.INTER_AREA), aligned=True))

@@ -32,7 +32,7 @@ def demo_photos() -> dict[str, np.ndarray]:
 
 
 def run_demo(out: str | Path, *, log: Callable[[str], None] = print, pipe=None) -> DemoReport:
-    from .cli.grid import labelled_grid
+    from .grid import labelled_grid
     from .io import write_image, write_json, write_mask
     from .labels import colorize
     from .pipeline import Pipeline

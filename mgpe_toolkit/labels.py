@@ -254,6 +254,36 @@ def face_hair_region(mask: np.ndarray) -> np.ndarray:
     return np.isin(mask, keep)
 
 
+# What a user may name: every component, and "eyes" for both.
+COMPONENT_CHOICES = ", ".join(COMPONENTS) + ", or eyes"
+
+
+class UnknownComponent(ValueError):
+    """A name that is not a component (nor "eyes"); `part` is the name as given."""
+
+    def __init__(self, part: str):
+        super().__init__(f"{part!r}: not a component ({COMPONENT_CHOICES})")
+        self.part = part
+
+
+def component_names(parts) -> list[str]:
+    """The components a user names, each once, in order: "eyes" is left_eye and right_eye. Raises
+    UnknownComponent at the first name that is not one."""
+    names: list[str] = []
+    for part in parts:
+        for name in (("left_eye", "right_eye") if part == "eyes" else (part,)):
+            if name not in COMPONENTS:
+                raise UnknownComponent(part)
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def has_component(mask: np.ndarray, name: str) -> bool:
+    """Whether the mask holds any pixel of the named component (a bald head has no hair)."""
+    return bool(np.isin(mask, COMPONENTS[name].indices).any())
+
+
 def component_mask(mask: np.ndarray, name: str) -> np.ndarray:
     """Boolean (H, W): pixels of the named component."""
     return np.isin(mask, COMPONENTS[name].indices)

@@ -27,6 +27,22 @@ class Pipeline:
         self.options = options or {}
         self._instances: dict[str, Any] = {}
 
+    @classmethod
+    def learned(cls, weights: str | None = None, *, registry: Registry | None = None,
+                **choices: str | None) -> "Pipeline":
+        """The pipeline of `mgpe edit --weights W`: with weights, the learned encode, generate and fuse stages on
+        them (a stage chosen otherwise keeps its choice); without, the defaults. `choices` as for Pipeline.
+
+        >>> pipe = Pipeline.learned("models/demo-tiny/mgpe-gan.safetensors")
+        """
+        options: dict[str, dict[str, Any]] = {}
+        if weights:
+            for stage in ("encode", "generate", "fuse"):
+                if choices.get(stage) in (None, "mgpe"):
+                    options[stage] = {"weights": weights}
+                choices[stage] = choices.get(stage) or "mgpe"
+        return cls(registry=registry, options=options, **choices)
+
     def implementation_name(self, stage: str) -> str:
         return self.registry.get(stage, self.choices[stage]).name
 
@@ -105,7 +121,7 @@ class Pipeline:
         """The face of `source`, hair included, onto `target`'s photo. shape: whose mask shapes are kept."""
         if shape not in ("target", "source"):
             raise MgpeError(f"shape must be target or source, not {shape!r}")
-        from .labels import COMPONENTS
+        from .labels import COMPONENTS, has_component
 
         source = at_size(source, target.image.shape[0])
         mask = target.mask.labels if shape == "target" else shapes_from(source.mask.labels, target.mask.labels)
@@ -114,8 +130,7 @@ class Pipeline:
         if hasattr(encoder, "swap_codes"):  # an encoder that can use the target's own codes too
             codes = encoder.swap_codes(codes, self.encode(target))
         # A component the result needs and the source lacks (a bald head, eyes behind sunglasses) is the target's.
-        missing = [n for n, c in COMPONENTS.items()
-                   if np.isin(mask, c.indices).any() and not np.isin(source.mask.labels, c.indices).any()]
+        missing = [n for n in COMPONENTS if has_component(mask, n) and not has_component(source.mask.labels, n)]
         if missing:
             own = self.encode(target)
             codes = ComponentCodes(codes={**codes.codes, **{n: own.codes[n] for n in missing}}, mask=codes.mask,
@@ -128,14 +143,14 @@ class Pipeline:
 
     def transfer(self, source: PreparedFace, target: PreparedFace, components: list[str]) -> EditResult:
         """`target` with the named components' appearance taken from `source`."""
-        from .labels import COMPONENTS
+        from .labels import COMPONENTS, has_component
 
         unknown = [c for c in components if c not in COMPONENTS]
         if unknown or not components:
             raise MgpeError(f"unknown component(s) {', '.join(unknown) or '(none)'}; components are "
                             f"{', '.join(COMPONENTS)}")
         for name in components:
-            if not np.isin(source.mask.labels, COMPONENTS[name].indices).any():
+            if not has_component(source.mask.labels, name):
                 raise MgpeError(f"the source face has no {name} in its mask (bald or covered?): leave {name} out "
                                 "or take it from another face")
         src, tgt = self.encode(at_size(source, target.image.shape[0])), self.encode(target)

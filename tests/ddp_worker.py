@@ -1,4 +1,4 @@
-"""One rank of the distributed tests' runs (started by mgpe_toolkit.distributed.launch, or called in-process for
+"""One rank of the distributed tests' runs (started by mgpe_toolkit.train.launch, or called in-process for
 the one-process reference): a tiny GAN or parser run on synthetic portraits, checkpoint every step.
 
 python tests/ddp_worker.py gan|parser OUT STEPS '{"norm": "batch", ...}' [--resume] [--fail-at RANK:STEP]
@@ -17,7 +17,7 @@ def train(kind: str, out: str, steps: int, overrides: dict, *, resume: bool = Fa
     import shutil
     from pathlib import Path
 
-    from mgpe_toolkit.train.data import SyntheticSet
+    from mgpe_toolkit.data.sets import SyntheticSet
 
     def on_step(step, _losses):
         if snapshot_at is not None and step == snapshot_at + 1 and trainer.world.main:  # step K's is on disk
@@ -64,6 +64,6 @@ if __name__ == "__main__":
     a = ap.parse_args()
     train(a.kind, a.out, a.steps, json.loads(a.overrides), resume=a.resume, fail_at=a.fail_at,
           snapshot_at=a.snapshot_at)
-    from mgpe_toolkit.distributed.ddp import finish
+    from mgpe_toolkit.train.ddp import finish
 
     finish()  # as `mgpe train` ends a rank

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mgpe_toolkit.distributed.ddp import World, share
-from mgpe_toolkit.distributed.launch import launch
+from mgpe_toolkit.train.ddp import World, share
+from mgpe_toolkit.train.launch import launch
 from mgpe_toolkit.errors import UsageError
 from mgpe_toolkit.train.checkpoint import read_checkpoint
 

@@ -11,7 +11,7 @@ from mgpe_toolkit import Pipeline
 from mgpe_toolkit.data.synthetic import synthetic_portrait
 from mgpe_toolkit.io import read_image, write_image, write_mask
 from mgpe_toolkit.nets.config import PRESETS
-from mgpe_toolkit.train.data import SyntheticSet
+from mgpe_toolkit.data.sets import SyntheticSet
 from mgpe_toolkit.train.gan import GANTrainer, run_gan_training
 
 

@@ -110,7 +110,7 @@ def test_augment_writes_n_times_k_valid_pairs(aligned_astro, tmp_path, astronaut
                  "--out", tmp_path / "aug")
     assert "4 existed" in again.stdout
     # Ready for the parser trainer as it is.
-    from mgpe_toolkit.train.data import open_dataset
+    from mgpe_toolkit.data.sets import open_dataset
 
     assert len(open_dataset(str(tmp_path / "aug"))) == 4
 

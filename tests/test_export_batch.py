@@ -11,8 +11,8 @@ from mgpe_toolkit.io import read_image, write_image
 from mgpe_toolkit.nets.config import PRESETS
 from mgpe_toolkit.nets.framework import MaskGuidedFramework
 from mgpe_toolkit.nets.unet import UNet, UNetConfig
-from mgpe_toolkit.train.gan import export_generator
-from mgpe_toolkit.train.parser import export_parser_weights
+from mgpe_toolkit.weights import save_generator
+from mgpe_toolkit.weights import save_unet
 from run_cli import mgpe
 
 
@@ -21,9 +21,9 @@ from run_cli import mgpe
 def weights(tmp_path_factory):
     root = tmp_path_factory.mktemp("w")
     torch.manual_seed(1)
-    export_generator(MaskGuidedFramework(PRESETS["tiny"]), root / "mgpe-gan.safetensors", step=0)
+    save_generator(MaskGuidedFramework(PRESETS["tiny"]), root / "mgpe-gan.safetensors", step=0)
     unet = UNet(UNetConfig(base=8)).eval()
-    export_parser_weights(unet, root / "parser-unet.safetensors", step=0, config={"size": 64})
+    save_unet(unet, root / "parser-unet.safetensors", step=0, config={"size": 64})
     return root
 
 

@@ -171,7 +171,7 @@ def test_a_fifo_in_a_folder_is_counted_not_waited_on(tmp_path, photo):
 
 
 def test_a_batch_run_does_not_redo_a_photo_another_run_finished_after_planning(tmp_path, photo):
-    from mgpe_toolkit.batch import BatchTask, run_batch
+    from mgpe_toolkit.batch.local import BatchTask, run_batch
     from mgpe_toolkit.io import claim_holder
 
     out = tmp_path / "out"

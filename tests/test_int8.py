@@ -143,10 +143,10 @@ def test_int8_export_notes_when_the_weights_were_not_trained_on_synthetic_portra
 
     from mgpe_toolkit.nets.config import PRESETS
     from mgpe_toolkit.nets.framework import MaskGuidedFramework
-    from mgpe_toolkit.train.gan import export_generator
+    from mgpe_toolkit.weights import save_generator
 
     torch.manual_seed(0)
-    weights = export_generator(MaskGuidedFramework(PRESETS["tiny"]), tmp_path / "w.safetensors", step=5,
+    weights = save_generator(MaskGuidedFramework(PRESETS["tiny"]), tmp_path / "w.safetensors", step=5,
                                data="CelebAMask-HQ: 30000 pairs")
     args = ("export", "onnx", "--weights", weights, "--int8", "--calibrate-count", "4", "--no-check")
     proc = mgpe(*args, "--out", tmp_path / "e")

@@ -43,8 +43,8 @@ def test_installed_from_the_wheel_it_parses_with_the_shipped_parser(wheel, tmp_p
                          capture_output=True, text=True)
     assert pip.returncode == 0, pip.stderr
     write_image(tmp_path / "a.png", astronaut)
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "from mgpe_toolkit.stages.parse_unet import "
-                            "default_weights; print(default_weights())"], capture_output=True, text=True,
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "from mgpe_toolkit.weights import "
+                            "default_parser; print(default_parser())"], capture_output=True, text=True,
                            cwd=tmp_path)
     assert str(venv) in where.stdout and "mgpe_models/parser-real" in where.stdout, where.stdout + where.stderr
     proc = subprocess.run([str(venv / "bin" / "mgpe"), "parse", "a.png", "installed"], capture_output=True,

@@ -12,8 +12,9 @@ import torch
 from mgpe_toolkit.nets.config import PRESETS
 from mgpe_toolkit.nets.framework import MaskGuidedFramework
 from mgpe_toolkit.nets.inputs import dilate_components
-from mgpe_toolkit.train.data import SyntheticSet
-from mgpe_toolkit.train.gan import GANTrainer, export_generator, load_generator
+from mgpe_toolkit.data.sets import SyntheticSet
+from mgpe_toolkit.train.gan import GANTrainer
+from mgpe_toolkit.weights import load_generator, save_generator
 from run_cli import mgpe
 
 NARROW = dict(comp_width=8, comp_channels=16, mask_channels=16, gen_channels=16, gen_blocks=1, bg_channels=8,
@@ -103,10 +104,10 @@ def vgg_file(tmp_path):
 @pytest.fixture
 def parser64(tmp_path):
     from mgpe_toolkit.nets.unet import UNet, UNetConfig
-    from mgpe_toolkit.train.parser import export_parser_weights
+    from mgpe_toolkit.weights import save_unet
 
     torch.manual_seed(0)
-    return export_parser_weights(UNet(UNetConfig(base=4)).eval(), tmp_path / "p.safetensors", step=0,
+    return save_unet(UNet(UNetConfig(base=4)).eval(), tmp_path / "p.safetensors", step=0,
                                  config={"size": 64})
 
 
@@ -177,7 +178,7 @@ def test_ablations_and_round_trips(tmp_path):
 
     G = MaskGuidedFramework(narrow()).eval()
     assert fg.shape[1] == G.foreground_channels == 8  # G_m gives a feature map, not RGB
-    w = export_generator(G, tmp_path / "w.safetensors", step=3)
+    w = save_generator(G, tmp_path / "w.safetensors", step=3)
     G2 = load_generator(w)
     crops = component_crops(x, m, c, masked_mouth=True)
     with torch.no_grad():

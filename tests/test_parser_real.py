@@ -8,7 +8,7 @@ from mgpe_toolkit import Pipeline
 from mgpe_toolkit.io import read_mask, write_image
 from mgpe_toolkit.labels import LABEL_INDEX as L
 from mask_checks import CELEBAMASK, LFW, centroid
-from mgpe_toolkit.train.data import flip_sample
+from mgpe_toolkit.data.sets import flip_sample
 from run_cli import mgpe
 
 
@@ -25,12 +25,12 @@ def faces(pipe, astronaut, grace_hopper):
 
 def test_the_shipped_weights_are_the_default(pipe):
     from mgpe_toolkit.io import read_json
-    from mgpe_toolkit.stages.parse_unet import shipped_weights
+    from mgpe_toolkit.weights import shipped_parser
 
     assert pipe.implementation_name("parse") == "hybrid"
     parser = pipe.stage("parse")
-    assert parser.path.resolve() == parser.unet.path.resolve() == shipped_weights().resolve()
-    card = read_json(shipped_weights().with_suffix(".json"))
+    assert parser.path.resolve() == parser.unet.path.resolve() == shipped_parser().resolve()
+    card = read_json(shipped_parser().with_suffix(".json"))
     assert card["steps"] > 1000 and "lfw-hair" in card["data"] and card["metrics"]["helen"]["accuracy"] > 0.9
 
 
@@ -108,11 +108,12 @@ def test_a_card_can_turn_the_mirror_pass_off(faces, tmp_path):
     import json
     import shutil
 
-    from mgpe_toolkit.stages.parse_unet import UNetParser, shipped_weights
+    from mgpe_toolkit.stages.parse_unet import UNetParser
+    from mgpe_toolkit.weights import shipped_parser
 
     weights = tmp_path / "parser-unet.safetensors"
-    shutil.copy(shipped_weights(), weights)
-    card = json.loads(shipped_weights().with_suffix(".json").read_text())
+    shutil.copy(shipped_parser(), weights)
+    card = json.loads(shipped_parser().with_suffix(".json").read_text())
     weights.with_suffix(".json").write_text(json.dumps({**card, "inference": {"mirror": False}}))
     img = faces["astronaut"]
     one = UNetParser(weights)
@@ -135,9 +136,10 @@ def test_grey_photos_keep_hair_and_clothes_are_never_hat(faces, pipe):
 def test_onnxruntime_and_torch_agree(faces):
     import torch
 
-    from mgpe_toolkit.stages.parse_unet import UNetParser, load_unet, shipped_weights
+    from mgpe_toolkit.stages.parse_unet import UNetParser
+    from mgpe_toolkit.weights import load_unet, shipped_parser
 
-    model, size = load_unet(shipped_weights())
+    model, size = load_unet(shipped_parser())
     img = faces["grace_hopper"]
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 127.5 - 1
     with torch.no_grad():
@@ -153,29 +155,31 @@ def test_onnxruntime_and_torch_agree(faces):
 
 
 def test_the_onnx_graphs_are_cached_by_the_weights_hash(tmp_path, monkeypatch):
-    from mgpe_toolkit.stages.parse_unet import onnx_graph, shipped_weights
+    from mgpe_toolkit.export.parser_graph import onnx_graph
+    from mgpe_toolkit.weights import shipped_parser
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    graph, size = onnx_graph(shipped_weights())
+    graph, size = onnx_graph(shipped_parser())
     cached = list((tmp_path / "mgpe").glob("parser-unet-*.onnx"))
     assert len(cached) == 1 and cached[0].read_bytes() == graph and size == 256
-    assert onnx_graph(shipped_weights()) == (graph, size)
-    int8, _ = onnx_graph(shipped_weights(), "int8")
+    assert onnx_graph(shipped_parser()) == (graph, size)
+    int8, _ = onnx_graph(shipped_parser(), "int8")
     assert {p.name for p in (tmp_path / "mgpe").glob("parser-unet-*.onnx")} == {cached[0].name,
                                                                                 cached[0].stem + "-int8.onnx"}
     assert len(int8) < 0.5 * len(graph)  # int8 weights
-    assert onnx_graph(shipped_weights(), "int8") == (int8, 256)
+    assert onnx_graph(shipped_parser(), "int8") == (int8, 256)
     with pytest.raises(Exception, match="precision 'fp16'"):
-        onnx_graph(shipped_weights(), "fp16")
+        onnx_graph(shipped_parser(), "fp16")
 
 
 def test_once_cached_parsing_imports_no_torch(faces):
     import subprocess
     import sys
 
-    from mgpe_toolkit.stages.parse_unet import onnx_graph, shipped_weights
+    from mgpe_toolkit.export.parser_graph import onnx_graph
+    from mgpe_toolkit.weights import shipped_parser
 
-    onnx_graph(shipped_weights(), "int8")  # the cache this process shares with the child
+    onnx_graph(shipped_parser(), "int8")  # the cache this process shares with the child
     code = ("import sys; import numpy as np; from mgpe_toolkit import Pipeline; p = Pipeline(); "
             "m = p.parse(np.full((256, 256, 3), 128, np.uint8)).labels; "
             "print(p.implementation_name('parse'), m.shape, 'torch' in sys.modules)")
@@ -294,14 +298,14 @@ def test_accuracy_on_helen_samples(helen_dir, pipe):
 def test_an_export_of_trained_weights_carries_the_default_parser(tmp_path):
     import json
 
-    from mgpe_toolkit.stages.parse_unet import shipped_weights
+    from mgpe_toolkit.weights import shipped_parser
 
     demo = Path(__file__).resolve().parents[1] / "models" / "demo-tiny" / "mgpe-gan.safetensors"
     proc = mgpe("export", "onnx", "--weights", demo, "--out", tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert "parser" in manifest["graphs"] and manifest["parser_resolution"] == 256
-    assert Path(manifest["parser_weights"]["file"]).resolve() == shipped_weights().resolve()
+    assert Path(manifest["parser_weights"]["file"]).resolve() == shipped_parser().resolve()
     assert (tmp_path / "parser.onnx").is_file()
 
 

@@ -13,8 +13,9 @@ import pytest
 ray = pytest.importorskip("ray", reason="the `cluster` extra (Ray) is not installed")
 
 from mgpe_toolkit.align import plan_jobs  # noqa: E402
-from mgpe_toolkit.batch import BatchTask, run_batch  # noqa: E402
-from mgpe_toolkit.distributed.ray_batch import RayOptions, RunnerSpec, complete, plan_list, run_ray_batch  # noqa: E402
+from mgpe_toolkit.batch.local import BatchTask, run_batch  # noqa: E402
+from mgpe_toolkit.batch.ray import RayOptions, RunnerSpec, complete, run_ray_batch
+from mgpe_toolkit.batch.sources import plan_list  # noqa: E402
 from mgpe_toolkit.io import read_image, write_image  # noqa: E402
 
 from run_cli import mgpe  # noqa: E402
@@ -98,11 +99,11 @@ def exported(tmp_path_factory):
     from mgpe_toolkit.export.onnx import export_onnx
     from mgpe_toolkit.nets.config import PRESETS
     from mgpe_toolkit.nets.framework import MaskGuidedFramework
-    from mgpe_toolkit.train.gan import export_generator
+    from mgpe_toolkit.weights import save_generator
 
     root = tmp_path_factory.mktemp("exports")
     torch.manual_seed(1)
-    export_generator(MaskGuidedFramework(PRESETS["tiny"]), root / "mgpe-gan.safetensors", step=0)
+    save_generator(MaskGuidedFramework(PRESETS["tiny"]), root / "mgpe-gan.safetensors", step=0)
     return export_onnx(root / "mgpe-gan.safetensors", root / "onnx")
 
 
@@ -180,7 +181,7 @@ def test_actor_plan_shares_cpus_and_reserves_a_gpus_feeder():
     """On CPUs a learned-stage actor reserves no core by default (its one thread shares the tasks' cores: a
     reserved core idled while the actor waited for faces); with a GPU it reserves the task's share to feed it;
     what the user asks for wins."""
-    from mgpe_toolkit.distributed.ray_batch import ACTOR_CPUS, actor_plan
+    from mgpe_toolkit.batch.ray import ACTOR_CPUS, actor_plan
 
     assert ACTOR_CPUS == 0.0
     assert actor_plan(RayOptions(), cpus=2, gpus=0) == (1, 0.0, 1)
@@ -195,8 +196,8 @@ def test_warm_worker_loads_the_aligner_and_parser_once_per_process():
     the photo's own task."""
     import skimage.data
 
-    from mgpe_toolkit.batch import prepare_one
-    from mgpe_toolkit.distributed import ray_batch
+    from mgpe_toolkit.batch.local import prepare_one
+    from mgpe_toolkit.batch import ray as ray_batch
 
     task = BatchTask(kind="edit", ops=[OP], parser="mesh")
     ray_batch._CACHE.clear()

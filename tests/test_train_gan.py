@@ -9,8 +9,9 @@ import torch
 
 from mgpe_toolkit.errors import InputError
 from mgpe_toolkit.nets.config import PRESETS
-from mgpe_toolkit.train.data import CelebAMaskHQ, SyntheticSet
-from mgpe_toolkit.train.gan import GANTrainer, load_generator, run_gan_training
+from mgpe_toolkit.data.sets import CelebAMaskHQ, SyntheticSet
+from mgpe_toolkit.train.gan import GANTrainer, run_gan_training
+from mgpe_toolkit.weights import load_generator
 from mgpe_toolkit.train.loop import RunTimes
 from mgpe_toolkit.train.parser import ParserTrainConfig, ParserTrainer, run_training
 from run_cli import mgpe
@@ -184,7 +185,7 @@ def test_train_without_any_parser_says_what_to_run(monkeypatch, tmp_path):
 
     from mgpe_toolkit.cli import app
 
-    monkeypatch.setattr("mgpe_toolkit.stages.parse_unet.default_weights", lambda: None)
+    monkeypatch.setattr("mgpe_toolkit.weights.default_parser", lambda: None)
     result = CliRunner().invoke(app, ["train", "--config", "tiny", "--data", "synthetic:8", "--out",
                                       str(tmp_path / "r"), "--steps", "1"])
     assert result.exit_code == 2 and "--parser-weights" in result.output and "lambda_gp=0" in result.output

@@ -9,7 +9,7 @@ import torch
 
 from mgpe_toolkit.errors import InputError
 from mgpe_toolkit.io import write_image, write_mask
-from mgpe_toolkit.train.data import PairFolder, SyntheticSet, flip_sample
+from mgpe_toolkit.data.sets import PairFolder, SyntheticSet, flip_sample
 from mgpe_toolkit.train.parser import ParserTrainConfig, ParserTrainer, run_training
 
 TINY = dict(size=64, base=8, batch=8)
@@ -71,7 +71,7 @@ def test_bf16_autocast_and_channels_last_train_like_fp32_and_resume_exactly(tmp_
     run_training(resumed, 7, data_description="")
     for (k, x), (_, y) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(x, y), k
-    from mgpe_toolkit.stages.parse_unet import load_unet
+    from mgpe_toolkit.weights import load_unet
 
     net, _ = load_unet(tmp_path / "b" / "parser-unet.safetensors", "cpu")
     for (k, x), (_, y) in zip(net.state_dict().items(), resumed.model.state_dict().items()):
@@ -171,13 +171,14 @@ def test_precision_option_trains_in_bf16_on_request_and_refuses_unknown_values(t
 
 def test_unet_plugin_says_why_it_is_unusable_without_weights(monkeypatch, tmp_path):
     from mgpe_toolkit.stages import parse_unet
+    from mgpe_toolkit.weights import load_unet
 
     monkeypatch.setattr("mgpe_toolkit.weights.REPO_MODELS", tmp_path)
     monkeypatch.delenv("MGPE_MODELS", raising=False)
     assert "train one with `mgpe train parser`" in parse_unet.weights_problem()
     with pytest.raises(InputError, match="not U-Net parser weights|not a readable"):
         (tmp_path / "x.safetensors").write_bytes(b"junk")
-        parse_unet.load_unet(tmp_path / "x.safetensors")
+        load_unet(tmp_path / "x.safetensors")
 
 
 def test_run_log_writes_jsonl_and_tensorboard(tmp_path):
@@ -195,7 +196,7 @@ def test_run_log_writes_jsonl_and_tensorboard(tmp_path):
 
 def test_helen_folder_loads_with_converted_labels(helen_dir):
     from mgpe_toolkit.labels import LABEL_INDEX as L
-    from mgpe_toolkit.train.data import open_dataset
+    from mgpe_toolkit.data.sets import open_dataset
 
     ds = open_dataset(str(helen_dir), labels="helen")
     assert len(ds) == 14
@@ -207,7 +208,7 @@ def test_helen_folder_loads_with_converted_labels(helen_dir):
 
 def test_data_specs_that_name_nothing_are_usage_errors(tmp_path):
     from mgpe_toolkit.errors import UsageError
-    from mgpe_toolkit.train.data import open_dataset
+    from mgpe_toolkit.data.sets import open_dataset
 
     for spec, reason in (("synthetic:0", "at least 1"), ("synthetic:-5", "at least 1"), ("synthetic:x", "a number"),
                          ("synthetic", "synthetic:N"), (str(tmp_path / "none"), "no such folder")):

@@ -11,8 +11,8 @@ from mgpe_toolkit.io import write_image
 from mgpe_toolkit.labels import IGNORE, NOT_HAIR, SWAP_SIDES, to_format
 from mgpe_toolkit.labels import LABEL_INDEX as L
 from mgpe_toolkit.metrics.segmentation import Confusion
-from mgpe_toolkit.train.data import Mixture, flip_sample
-from mgpe_toolkit.train.parser import partial_cross_entropy
+from mgpe_toolkit.data.sets import Mixture, flip_sample
+from mgpe_toolkit.train.losses import partial_cross_entropy
 from mgpe_toolkit.train.pseudo import CONTEXT_SIZE, CachedPhotos, LabelCache, build_cache, cache_is_complete, held_out
 from mask_checks import centroid
 from run_cli import mgpe

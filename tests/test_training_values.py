@@ -7,7 +7,7 @@ import torch
 
 from mgpe_toolkit.errors import DivergedError, InputError, UsageError
 from mgpe_toolkit.nets.config import GANConfig
-from mgpe_toolkit.train.data import SyntheticSet
+from mgpe_toolkit.data.sets import SyntheticSet
 from mgpe_toolkit.train.parser import CHECKPOINT, WEIGHTS, ParserTrainConfig, ParserTrainer, run_training
 from run_cli import mgpe
 
@@ -71,10 +71,10 @@ def test_non_finite_weights_are_refused_on_load(tmp_path, astronaut):
     from safetensors.torch import load_file, save_file
 
     from mgpe_toolkit.io import write_image
-    from mgpe_toolkit.stages.parse_unet import shipped_weights
+    from mgpe_toolkit.weights import shipped_parser
     from mgpe_toolkit.weights import read_safetensors
 
-    src = shipped_weights()
+    src = shipped_parser()
     from safetensors import safe_open
 
     with safe_open(str(src), framework="pt") as f:

@@ -1,108 +1,23 @@
 """`mgpe export onnx` and `mgpe batch`."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ..errors import EXIT_SOME_FAILED
-from ..weights import REPO_MODELS
-from .app import _console, app, drive, fail, plan_folder, styled
-
-export_app = typer.Typer(help="Export the learned stages (ONNX graphs + manifest).", no_args_is_help=True,
-                         rich_markup_mode="rich")
-DEMO = REPO_MODELS / "demo-tiny"
-
-
-# The most |torch - onnxruntime| a graph may show on random inputs (fp32 exports measure about 1e-5).
-PARITY_TOLERANCE = {"fp32": 1e-3, "fp16": 5e-2}
-
-
-@export_app.command("onnx")
-def export_onnx_cmd(
-    weights: Optional[str] = typer.Option(None, "--weights", help="mgpe-gan.safetensors (default: the shipped "
-                                          "demo checkpoint in models/demo-tiny)."),
-    parser_weights: Optional[str] = typer.Option(None, "--parser-weights", help="Also export this U-Net parser "
-                                                 "(default: the demo's with the demo weights, else the default "
-                                                 "parser's: models/parser-real)."),
-    out: str = typer.Option("exports", "--out", help="Output folder for *.onnx and manifest.json."),
-    opset: int = typer.Option(17, "--opset", help="ONNX opset (13..21)."),
-    fp16: bool = typer.Option(False, "--fp16", help="Half-precision graphs (*.fp16.onnx, manifest.fp16.json)."),
-    int8: bool = typer.Option(False, "--int8", help="int8 convolutions for CPUs, calibrated on --calibrate "
-                              "(*.int8.onnx, manifest.int8.json)."),
-    calibrate: str = typer.Option("synthetic:64", "--calibrate", help="--int8: aligned faces + masks to calibrate "
-                                  "on, as `mgpe train --data` takes them; use faces like those you will edit."),
-    calibrate_count: int = typer.Option(32, "--calibrate-count", min=1, help="--int8: how many of them."),
-    check: bool = typer.Option(True, "--check/--no-check", help="Compare with torch on onnxruntime (CPU); "
-                               "--int8: on 16 faces the calibration did not see."),
-):
-    """Write encoders, generator (with the feature placement), fuser and parser as ONNX graphs."""
-    from rich.table import Table
-
-    from ..export.onnx import export_onnx, measure_export, parity
-
-    if weights is None:
-        weights = str(DEMO / "mgpe-gan.safetensors")
-        if parser_weights is None and (DEMO / "parser-unet.safetensors").is_file():
-            parser_weights = str(DEMO / "parser-unet.safetensors")
-    elif parser_weights is None:
-        from ..stages.parse_unet import default_weights
-
-        found = default_weights()
-        parser_weights = str(found) if found else None
-    for label, path in (("--weights", weights), ("--parser-weights", parser_weights)):
-        if path and not Path(path).is_file():
-            fail(f"{label} {path}: no such file")
-    if fp16 and int8:
-        fail("give --fp16 or --int8, not both")
-    precision = "fp16" if fp16 else "int8" if int8 else "fp32"
-    trained_on = _card_data(Path(weights).with_suffix(".json"))
-    if int8 and calibrate.startswith("synthetic:") and trained_on and not trained_on.startswith("synthetic"):
-        _console(stderr=True).print(styled("note:", "yellow", f"{weights} was trained on {trained_on}, and --int8 "
-                                           "calibrates on synthetic portraits: pass --calibrate with faces like the "
-                                           "training data"))
-    manifest = export_onnx(weights, out, parser_weights=parser_weights, opset=opset, precision=precision,
-                           calibrate=calibrate, calibrate_count=calibrate_count)
-    man = json.loads(Path(manifest).read_text())
-    table = Table(title=f"exported to {out} (opset {opset}, {precision})")
-    last = "full-resolution convs kept fp32" if int8 else "max |torch - onnxruntime|"
-    for col in ("graph", "file", "inputs", last):
-        table.add_column(col)
-    diffs = parity(weights, manifest, parser_weights=parser_weights) if check and not int8 else {}
-    for name, g in man["graphs"].items():
-        ins = ", ".join(f"{i['name']}{tuple(i['shape'])}" for i in g["inputs"])
-        cell = str(man["calibration"]["fp32_convs"][name]) if int8 else f"{diffs[name]:.2e}" if name in diffs else "-"
-        table.add_row(name, g["file"], ins, cell)
-    con = _console()
-    con.print(table)
-    tolerance = PARITY_TOLERANCE.get(precision, float("inf"))  # int8 is measured against fp32 below
-    off = {name: d for name, d in diffs.items() if not d <= tolerance}
-    if off:
-        name, d = next(iter(off.items()))
-        fail(f"{out}: the {name} graph differs from torch by {d:.3g} (tolerance {tolerance:g} in {precision}): "
-             "the export does not compute what the weights do", EXIT_SOME_FAILED)
-    if int8:
-        con.print(f"calibrated on {man['calibration']['count']} faces of {man['calibration']['data']}")
-    if int8 and check:
-        q, described = measure_export(weights, manifest, parser_weights=parser_weights)
-        parsed = f"; parser agrees on {q.parser_agreement:.1%} of pixels" if q.parser_agreement is not None else ""
-        con.print(f"int8 vs fp32 torch on {q.faces} held-out faces ({described}): image PSNR {q.image_psnr:.1f} dB "
-                  f"(worst {q.worst_psnr:.1f}); reconstruction PSNR {q.recon_psnr_fp32:.2f} dB in fp32, "
-                  f"{q.recon_psnr_int8:.2f} in int8{parsed}")
-    con.print(f"manifest: {manifest}")
+from ..weights import DEMO
+from .common import app, console, drive, fail, plan_folder, styled
 
 
 def _check_source_face(path: str, aligner: Optional[str], parser: Optional[str], components: list[str]) -> None:
     """The face every photo takes (--swap-from / --from) is read, aligned and parsed once here, so a bad one (or
     one without a component --transfer takes) is a one-line error naming it before any worker starts."""
-    import numpy as np
 
     from ..errors import InputError, NoFaceError
     from ..io import read_image
-    from ..labels import COMPONENTS
+    from ..labels import has_component
     from ..pipeline import Pipeline
 
     if not Path(path).is_file():
@@ -113,17 +28,9 @@ def _check_source_face(path: str, aligner: Optional[str], parser: Optional[str],
         fail(f"{path}: {exc.problem}")
     except NoFaceError:
         fail(f"{path}: no face found in the face to take")
-    lacking = [n for n in components if not np.isin(face.mask.labels, COMPONENTS[n].indices).any()]
+    lacking = [n for n in components if not has_component(face.mask.labels, n)]
     if lacking:
         fail(f"{path}: has no {' or '.join(lacking)} in its mask (bald or covered?) for --transfer to take")
-
-
-def _card_data(card: Path) -> str:
-    """The `data` a model card says its weights were trained on ("" when unknown)."""
-    try:
-        return str(json.loads(card.read_text()).get("data", ""))
-    except (OSError, ValueError, AttributeError):
-        return ""
 
 
 @app.command("batch")
@@ -164,8 +71,8 @@ def batch_cmd(
                                          "learned-stage actor (0: the learned stages run on CPUs)."),
 ):
     """Edit a whole folder (mask ops, swap+ or transfer) in batches; resumable, per-file error report."""
-    from ..batch import BatchTask, default_batch_size, run_batch
-    from ..labels import COMPONENTS
+    from ..batch.local import BatchTask, default_batch_size, run_batch
+    from ..labels import UnknownComponent, component_names
 
     modes = [bool(mask_op), swap_from is not None, transfer is not None]
     if sum(modes) != 1:
@@ -174,11 +81,10 @@ def batch_cmd(
         fail("--transfer needs --from FACE")
     components = []
     if transfer is not None:
-        for part in (p.strip() for p in transfer.split(",") if p.strip()):
-            for name in (["left_eye", "right_eye"] if part == "eyes" else [part]):
-                if name not in COMPONENTS:
-                    fail(f"--transfer {part!r}: not a component ({', '.join(COMPONENTS)}, or eyes)")
-                components.append(name)
+        try:
+            components = component_names(p.strip() for p in transfer.split(",") if p.strip())
+        except UnknownComponent as exc:
+            fail(f"--transfer {exc}")
     face_source = swap_from or from_
     if face_source is not None:
         _check_source_face(face_source, aligner, parser, components)
@@ -187,7 +93,7 @@ def batch_cmd(
     if engine == "ray":
         from importlib.util import find_spec
 
-        from ..distributed.ray_batch import is_list_or_uri, plan_list
+        from ..batch.sources import is_list_or_uri, plan_list
 
         if find_spec("ray") is None:
             fail("--engine ray needs Ray: pip install 'mgpe-toolkit[cluster]'")
@@ -209,8 +115,8 @@ def batch_cmd(
         from ..export.runtime import OnnxRunner
 
         runner = OnnxRunner(exports, providers)
-        if "demo-tiny" in runner.manifest["weights"]["file"]:
-            _console(stderr=True).print(styled("note:", "yellow", "this export holds the demo-tiny weights (synthetic "
+        if DEMO in runner.manifest["weights"]["file"]:
+            console(stderr=True).print(styled("note:", "yellow", "this export holds the demo-tiny weights (synthetic "
                                                "portraits, 64², not photo-realistic); --backend classical for real "
                                                "photos"))
     elif backend == "torch":
@@ -225,7 +131,7 @@ def batch_cmd(
         return
     workers = workers or min(os.cpu_count() or 1, len(jobs))
     batch_size = batch_size or default_batch_size(runner)
-    con = _console(stderr=True)
+    con = console(stderr=True)
     con.print(f"batch {kind}: {len(jobs)} photos, backend {runner.describe() if runner else 'classical'}, "
               f"{workers} worker{'s' if workers > 1 else ''}, batch size {batch_size}")
     drive(run_batch(task, jobs, runner=runner, workers=workers, batch_size=batch_size, overwrite=overwrite),
@@ -239,12 +145,12 @@ def _batch_on_ray(task, jobs, runner, exports, weights, providers, batch_size, o
 
     import ray
 
-    from ..distributed.ray_batch import RayOptions, RunnerSpec, connect, run_ray_batch
+    from ..batch.ray import RayOptions, RunnerSpec, connect, run_ray_batch
 
     spec = RunnerSpec(task.backend, exports=exports, weights=weights, providers=providers) if runner else None
     options = RayOptions(address=address, cpus_per_task=cpus_per_task, gpus_per_actor=gpus_per_actor,
                          cpus_per_actor=cpus_per_actor, batch_size=batch_size)
-    con = _console(stderr=True)
+    con = console(stderr=True)
     con.print(f"batch {task.kind}: {len(jobs)} photos, backend "
               f"{runner.describe() + ' here, providers picked per actor' if runner else 'classical'}, Ray at "
               f"{address or 'a local Ray'}, {cpus_per_task:g} CPU per task"
@@ -258,7 +164,9 @@ def _batch_on_ray(task, jobs, runner, exports, weights, providers, batch_size, o
             yield o
 
     try:
-        drive(counted(run_ray_batch(task, jobs, options, runner=spec, overwrite=overwrite)), len(jobs), "batch",
+        say = lambda line: console(stderr=True).print(line, soft_wrap=True)  # noqa: E731
+        outcomes = run_ray_batch(task, jobs, options, runner=spec, overwrite=overwrite, note=say)
+        drive(counted(outcomes), len(jobs), "batch",
               "img/s", lambda o: o.status == "done", f"batch {task.kind} ({task.backend}) → {out}", not_images)
     finally:
         took = time.perf_counter() - start

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from ..errors import EXIT_SOME_FAILED, MgpeError
-from .app import _console, app, fail, styled
+from .common import app, console, fail, styled
 
 STAGE_HELP = "Implementation (see `mgpe plugins`)."
 # Options every editing command takes (typer reads these defaults; sharing them keeps the commands in step).
@@ -21,13 +21,7 @@ WEIGHTS = typer.Option(None, "--weights", help="Learned weights (mgpe-gan.safete
 def _pipeline(parser, encoder, generator, fuser, weights):
     from ..pipeline import Pipeline
 
-    options = {}
-    if weights:
-        for stage, name in (("encode", encoder), ("generate", generator), ("fuse", fuser)):
-            if name in (None, "mgpe"):
-                options[stage] = {"weights": weights}
-        encoder, generator, fuser = encoder or "mgpe", generator or "mgpe", fuser or "mgpe"
-    return Pipeline(parse=parser, encode=encoder, generate=generator, fuse=fuser, options=options)
+    return Pipeline.learned(weights, parse=parser, encode=encoder, generate=generator, fuse=fuser)
 
 
 def load_face(pipe, path: str, *, aligned: bool = False, mask: str | None = None):
@@ -48,7 +42,7 @@ def load_face(pipe, path: str, *, aligned: bool = False, mask: str | None = None
         fail(str(exc), EXIT_SOME_FAILED)
     alignment, problem = read_sidecar(p, image)
     if problem and not aligned:
-        _console(stderr=True).print(styled("note:", "yellow", f"{p}: {sidecar_note(problem)} (so the result is "
+        console(stderr=True).print(styled("note:", "yellow", f"{p}: {sidecar_note(problem)} (so the result is "
                                            f"pasted back into {p.name}, not into the photo it was cut from)"),
                                     soft_wrap=True)
     h, w = image.shape[:2]
@@ -163,7 +157,7 @@ def edit_cmd(
     else:
         target = _target_mask(mask, face)
     result = _run(lambda: pipe.edit(face, target=target), image)
-    write_result(result, out_path, aligned_out, _console(), save_mask)
+    write_result(result, out_path, aligned_out, console(), save_mask)
 
 
 def _target_mask(path: str, face):
@@ -209,7 +203,7 @@ def swap_cmd(
     a = load_face(pipe, source, aligned=aligned)
     b = load_face(pipe, target, aligned=aligned)
     result = _run(lambda: pipe.swap(a, b, shape=shape), f"{source} -> {target}")
-    write_result(result, out_path, aligned_out, _console())
+    write_result(result, out_path, aligned_out, console())
 
 
 @app.command("transfer")
@@ -228,32 +222,27 @@ def transfer_cmd(
     weights: Optional[str] = WEIGHTS,
 ):
     """Give TARGET the appearance of components of another face (hair colour, lips, beard via skin, eyes)."""
-    import numpy as np
 
-    from ..labels import COMPONENTS
+    from ..labels import UnknownComponent, component_names, has_component
 
-    names: list[str] = []
-    for part in (p.strip() for p in component.split(",") if p.strip()):
-        expanded = ["left_eye", "right_eye"] if part == "eyes" else [part]
-        for name in expanded:
-            if name not in COMPONENTS:
-                fail(f"--component {part!r}: not a component ({', '.join(COMPONENTS)}, or eyes)")
-            if name not in names:
-                names.append(name)
+    try:
+        names = component_names(p.strip() for p in component.split(",") if p.strip())
+    except UnknownComponent as exc:
+        fail(f"--component {exc}")
     if not names:
         fail("--component: name at least one component")
     out_path = Path(out) if out else _default_out(target, "transfer")
     check_outputs(out_path, aligned_out, inputs=(("--from", source), ("TARGET", target)))
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
     a = load_face(pipe, source, aligned=aligned)
-    lacking = [n for n in names if not np.isin(a.mask.labels, COMPONENTS[n].indices).any()]
+    lacking = [n for n in names if not has_component(a.mask.labels, n)]
     if lacking:
         fail(f"{source}: has no {' or '.join(lacking)} in its mask (bald or covered?) to take: leave "
              f"{'it' if len(lacking) == 1 else 'them'} out of --component or take {'it' if len(lacking) == 1 else 'them'} "
              "from another face", EXIT_SOME_FAILED)
     b = load_face(pipe, target, aligned=aligned)
     result = _run(lambda: pipe.transfer(a, b, names), f"{source} -> {target}")
-    write_result(result, out_path, aligned_out, _console())
+    write_result(result, out_path, aligned_out, console())
 
 
 @app.command("synth")
@@ -297,7 +286,7 @@ def synth_cmd(
         if clash:
             fail(clash)
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
-    con = _console()
+    con = console()
     faces, names, problems, results = [], [], [], []
     for path in list_images(sources):
         if len(faces) == n:
@@ -336,7 +325,7 @@ def synth_grid(target, faces, results, names):
     import numpy as np
 
     from ..labels import colorize
-    from .grid import labelled_grid
+    from ..grid import labelled_grid
 
     top = [("target mask", colorize(target))] + [(f"source {nm}", f.image) for nm, f in zip(names, faces)]
     bottom = [("", np.full_like(results[0].aligned, 255))] + [(f"result {i}", r.aligned) for i, r in enumerate(results)]

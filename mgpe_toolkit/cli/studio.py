@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from .app import _console, app, fail, styled
+from .common import app, console, fail, styled
 
 # Import names of the `studio` extra's packages, and the extra that brings them.
 STUDIO_MODULES = ("starlette", "uvicorn")
@@ -41,7 +41,7 @@ def studio_cmd(
     except StudioError as exc:
         fail(str(exc))
     url = url_of(sock)
-    con = _console()
+    con = console()
     stages = ", ".join(f"{s} {studio.pipeline.implementation_name(s)}" for s in ("align", "parse", "encode",
                                                                                  "generate", "fuse"))
     con.print(f"mgpe studio at {url} ({stages}); Ctrl-C stops it", soft_wrap=True)

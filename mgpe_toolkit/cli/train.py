@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .app import _console, fail, styled
+from .common import console, fail, styled
 
 train_app = typer.Typer(help="Train the paper's networks or the parser.", no_args_is_help=False,
                         invoke_without_command=True, rich_markup_mode="rich")
@@ -34,7 +34,7 @@ def _amp(precision: str) -> bool | None:
 def _gpus_option():
     return typer.Option(0, "--gpus", min=0, help="Train on this many GPUs of this machine, one process each "
                                                  "(DistributedDataParallel; the batch is split between them). "
-                                                 "Several machines: torchrun, see the README.")
+                                                 "Several machines: torchrun, see docs/training.md.")
 
 
 def _nproc_option():
@@ -47,8 +47,8 @@ def _launched(gpus: int, nproc: int, device: str, checkpoint: Path, batch: int) 
     then end as the run ended. False: train here."""
     import sys
 
-    from ..distributed.ddp import World, share
-    from ..distributed.launch import relaunch
+    from ..train.ddp import World, share
+    from ..train.launch import relaunch
 
     if max(gpus, nproc) <= 1 or World.from_env().active:
         return False
@@ -63,9 +63,9 @@ def _launched(gpus: int, nproc: int, device: str, checkpoint: Path, batch: int) 
 
 def _run_console():
     """The run's stderr console: silent on ranks other than 0 of a multi-process run (rank 0 speaks for it)."""
-    from ..distributed.ddp import World
+    from ..train.ddp import World
 
-    con = _console(stderr=True)
+    con = console(stderr=True)
     con.quiet = not World.from_env().main
     return con
 
@@ -124,8 +124,8 @@ def train_main(
     if data is None or out is None:
         fail("`mgpe train` needs --data and --out (see `mgpe train --help`)")
     amp = _amp(precision)
+    from ..data.sets import open_dataset
     from ..nets.config import load_config
-    from ..train.data import open_dataset
     from ..train.gan import CHECKPOINT, WEIGHTS, GANTrainer, run_gan_training
 
     con = _run_console()
@@ -133,9 +133,9 @@ def train_main(
     _refuse_overwrite(out_dir / CHECKPOINT, resume)
     cfg = load_config(config, **_parse_sets(sets))
     if parser_weights is None and cfg.lambda_gp > 0:
-        from ..stages.parse_unet import default_weights
+        from ..weights import default_parser
 
-        found = default_weights()
+        found = default_parser()
         if found is None:
             fail("the parsing loss (lambda_gp > 0) needs a frozen parser and none was found: pass --parser-weights "
                  "FILE (train one with `mgpe train parser`) or --set lambda_gp=0")
@@ -166,7 +166,7 @@ def train_main(
                                                     workers=workers))
     if trainer.world.main:
         _record_command(out_dir / (Path(WEIGHTS).stem + ".json"), skip=2)
-        _console().print(f"wrote {out_dir / WEIGHTS} (+ model card) at step {trainer.step}; samples in "
+        console().print(f"wrote {out_dir / WEIGHTS} (+ model card) at step {trainer.step}; samples in "
                          f"{out_dir / 'samples'}")
 
 
@@ -191,7 +191,13 @@ def _with_progress(title: str, trainer, steps: int, con, info, run) -> None:
     """Run `run(on_step)` under a rich progress bar showing `info(losses)` and it/s."""
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(TextColumn(f"[bold]{title}[/]"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=con) as progress:
@@ -266,8 +272,14 @@ def train_parser_cmd(
 
     amp = _amp(precision)
 
-    from ..train.data import Mixture, open_dataset
-    from ..train.parser import CHECKPOINT, WEIGHTS, ParserTrainConfig, ParserTrainer, run_training
+    from ..data.sets import Mixture, open_dataset
+    from ..train.parser import (
+        CHECKPOINT,
+        WEIGHTS,
+        ParserTrainConfig,
+        ParserTrainer,
+        run_training,
+    )
     from ..train.pseudo import is_celebamask_folder, is_hair_folder
 
     con = _run_console()
@@ -307,7 +319,7 @@ def train_parser_cmd(
         return
     card = out_dir / (Path(WEIGHTS).stem + ".json")
     _record_command(card, skip=3)
-    _console().print(f"wrote {out_dir / WEIGHTS} (+ {card.name}) at step {trainer.step}; use it with "
+    console().print(f"wrote {out_dir / WEIGHTS} (+ {card.name}) at step {trainer.step}; use it with "
                      f"`--parser unet` after copying it to models/ or setting MGPE_MODELS={out_dir}")
 
 
@@ -316,7 +328,13 @@ def _cached_photos(root: Path, cache_root: Path, con, kind: str, hair_only: bool
     cache lacks first (progress bar)."""
     import os
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from ..train.pseudo import CachedPhotos, LabelCache, build_cache, cache_is_complete
 

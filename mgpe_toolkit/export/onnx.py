@@ -144,8 +144,7 @@ def export_onnx(weights: str | Path, out: str | Path, *, parser_weights: str | P
     """Export every learned stage of `weights` (and the parser) to `out`; returns the manifest path.
     int8 graphs are calibrated on `calibrate_count` aligned faces of `calibrate` (a training data spec);
     `keep_full_resolution=False` quantizes the full-resolution convolutions too (to measure what that costs)."""
-    from ..stages.parse_unet import load_unet
-    from ..train.gan import load_generator
+    from ..weights import load_generator, load_unet
 
     if not 13 <= opset <= 21:
         raise UsageError(f"--opset {opset}: supported range is 13..21")
@@ -215,7 +214,7 @@ def calibration_faces(spec: str, count: int, size: int, skip: int = 0):
     """`count` aligned faces (uint8 images, canonical masks) at `size` from a training data spec, spread over
     the set by a fixed permutation, after the first `skip` of it; bad files are skipped (and said).
     Returns (images, masks, description)."""
-    from ..train.data import SampleSource, SyntheticSet, open_dataset
+    from ..data.sets import SampleSource, SyntheticSet, open_dataset
 
     if count < 1:
         raise UsageError(f"--calibrate-count {count}: must be at least 1")
@@ -266,8 +265,7 @@ def parity(weights: str | Path, manifest: str | Path, *, parser_weights: str | P
     """Max |torch - onnxruntime| per graph on the same random inputs (CPU, fp32 torch reference)."""
     import onnxruntime as ort
 
-    from ..stages.parse_unet import load_unet
-    from ..train.gan import load_generator
+    from ..weights import load_generator, load_unet
 
     man = json.loads(Path(manifest).read_text())
     framework = load_generator(weights, "cpu")

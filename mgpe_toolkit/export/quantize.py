@@ -176,7 +176,7 @@ def measure_int8(weights: str | Path, manifest: str | Path, images: list[np.ndar
     if parser_weights and size and "parser" in onnx.manifest["graphs"]:
         import onnxruntime as ort
 
-        from ..stages.parse_unet import load_unet
+        from ..weights import load_unet
 
         x = parser_inputs(images, size)
         graph = Path(manifest).parent / onnx.manifest["graphs"]["parser"]["file"]

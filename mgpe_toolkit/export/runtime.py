@@ -119,8 +119,7 @@ class TorchRunner:
     """The same interface over the PyTorch framework (for `--backend torch` and parity)."""
 
     def __init__(self, weights: str | Path, device: str = "auto"):
-        from ..train.gan import load_generator
-        from ..train.loop import pick_device
+        from ..weights import load_generator, pick_device
 
         self.device = pick_device(device)
         self.net = load_generator(weights, str(self.device))

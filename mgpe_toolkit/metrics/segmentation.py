@@ -60,7 +60,7 @@ def merge_classes(mask: np.ndarray, names: tuple[str, ...], groups: dict[str, tu
     return lut[mask], tuple(new_names)
 
 
-# Helen merges nothing by itself; the usual protocol (and the figures in our README) merges the lips.
+# Helen merges nothing by itself; the usual protocol (and the figures in docs/benchmarks.md) merges the lips.
 HELEN_LIPS = {"lips": ("u_lip", "l_lip", "inner_mouth")}
 
 

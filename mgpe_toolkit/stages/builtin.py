@@ -12,8 +12,8 @@ def _module_check(module: str) -> str | None:
 
 @hookimpl
 def register_stages(register):
-    from . import (_framework, align_mediapipe, encode_classical, encode_mgpe, fuse_classical, fuse_mgpe,
-                   generate_classical, generate_mgpe, parse_hybrid, parse_mesh, parse_unet)
+    from . import (align_mediapipe, encode_classical, fuse_classical, generate_classical, learned, parse_hybrid,
+                   parse_mesh, parse_unet)
 
     register("align", "mediapipe", align_mediapipe.MediapipeAligner,
              description="mediapipe 0.10.21 face detection + 478-point face mesh, 5-point similarity",
@@ -35,11 +35,9 @@ def register_stages(register):
              description="per-component similarity/moment warps, growth fill, Lab quantile matching")
     register("fuse", "classical", fuse_classical.ClassicalFuser,
              description="feathered hair, Poisson-blended face, inpainted revealed background")
-    learned = "the paper's networks; weights from `mgpe train` (mgpe-gan.safetensors)"
-    register("encode", "mgpe", encode_mgpe.LearnedEncoder, description="E_local: " + learned,
-             check=_framework.weights_problem)
-    register("generate", "mgpe", generate_mgpe.LearnedGenerator,
-             description="E_m + placement + G_m: " + learned, check=_framework.weights_problem)
-    register("fuse", "mgpe", fuse_mgpe.LearnedFuser, description="E_b + G_b: " + learned,
-             check=_framework.weights_problem)
+    nets = "the paper's networks; weights from `mgpe train` (mgpe-gan.safetensors)"
+    register("encode", "mgpe", learned.LearnedEncoder, description="E_local: " + nets, check=learned.weights_problem)
+    register("generate", "mgpe", learned.LearnedGenerator, description="E_m + placement + G_m: " + nets,
+             check=learned.weights_problem)
+    register("fuse", "mgpe", learned.LearnedFuser, description="E_b + G_b: " + nets, check=learned.weights_problem)
 

@@ -7,7 +7,7 @@
   (skin from the cheeks, hair from just above the head, clothes from the bottom of the frame), resolved with
   OpenCV's GrabCut so the boundary follows edges.
 
-Limits (also in the README): glasses, earrings and necklaces are never labelled; a patterned head covering
+Limits (also in docs/editing.md): glasses, earrings and necklaces are never labelled; a patterned head covering
 (a printed scarf) is labelled hat, a plain hat or cap counts as hair;
 hair whose colour is close to the skin or to the background (blond on a white wall) is under- or over-grown;
 a face seen in profile, or hidden behind hands, loses parts of the mesh.

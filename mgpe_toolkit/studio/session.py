@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, MaskOpError, MgpeError, NoFaceError
-from ..labels import COMPONENTS, NUM_CLASSES
+from ..labels import COMPONENT_CHOICES, NUM_CLASSES, UnknownComponent, component_names
 from ..types import EditResult, PreparedFace
 
 # Uploads above this many bytes are refused before they are read whole (a 12 MP JPEG is about 5 MB).
@@ -78,11 +78,7 @@ def pipeline_for(parser: str | None = None, weights: str | None = None):
     """The Pipeline `mgpe edit --parser P --weights W` uses: the classical stages, the learned ones with weights."""
     from ..pipeline import Pipeline
 
-    options, learned = {}, {}
-    if weights:
-        options = {stage: {"weights": weights} for stage in ("encode", "generate", "fuse")}
-        learned = {stage: "mgpe" for stage in ("encode", "generate", "fuse")}
-    return Pipeline(parse=parser, options=options, **learned)
+    return Pipeline.learned(weights, parse=parser)
 
 
 def safe_name(name: str | None) -> str:
@@ -226,13 +222,10 @@ class Studio:
 
     def transfer(self, target_id: str, source_id: str, components: list[str]) -> StudioResult:
         """The target with the named components' appearance taken from the source (both as parsed)."""
-        names: list[str] = []
-        for part in components:
-            for name in (["left_eye", "right_eye"] if part == "eyes" else [part]):
-                if name not in COMPONENTS:
-                    raise StudioError(f"{part!r} is not a component ({', '.join(COMPONENTS)}, or eyes)")
-                if name not in names:
-                    names.append(name)
+        try:
+            names = component_names(components)
+        except UnknownComponent as exc:
+            raise StudioError(f"{exc.part!r} is not a component ({COMPONENT_CHOICES})") from None
         if not names:
             raise StudioError("pick at least one component to transfer")
         target, source = self.face(target_id), self.face(source_id)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import InputError
-from ..io import atomic_path
+from ..weights import read_safetensors, require_finite, write_safetensors
 
 FORMAT = "mgpe-checkpoint-1"
 
@@ -44,16 +44,6 @@ def _unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], meta: dict
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def require_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
-    """DivergedError when a floating tensor holds NaN or inf: such weights are never written."""
-    from ..errors import DivergedError
-
-    bad = next((k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
-    if bad is not None:
-        raise DivergedError(f"{what}: {bad} holds NaN or inf (the run diverged: lower --lr); not written, "
-                            "the last good checkpoint is kept")
-
-
 def stop_if_diverged(step: int, losses: dict[str, float]) -> None:
     """DivergedError at the first non-finite loss, before anything of this step is saved."""
     from ..errors import DivergedError
@@ -68,8 +58,6 @@ def stop_if_diverged(step: int, losses: dict[str, float]) -> None:
 def save_checkpoint(path: str | os.PathLike, *, step: int, models: dict[str, torch.nn.Module],
                     optimizers: dict[str, torch.optim.Optimizer] | None = None, config: dict | None = None,
                     extra: dict | None = None) -> Path:
-    from safetensors.torch import save_file
-
     tensors: dict[str, torch.Tensor] = {}
     for name, model in models.items():
         for key, value in model.state_dict().items():
@@ -83,16 +71,11 @@ def save_checkpoint(path: str | os.PathLike, *, step: int, models: dict[str, tor
     metadata = {"format": FORMAT, "step": str(step), "config": json.dumps(config or {}),
                 "models": json.dumps(sorted(models)), "optimizers": json.dumps(optim_meta),
                 "extra": json.dumps(extra or {})}
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    return path
+    return write_safetensors(path, tensors, metadata)
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(tensors, metadata with step/config/models/optimizers/extra decoded); InputError if unreadable."""
-    from ..weights import read_safetensors
-
     path = Path(path)
     tensors, raw = read_safetensors(path)
     if raw.get("format") != FORMAT:

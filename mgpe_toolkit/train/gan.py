@@ -8,16 +8,16 @@ from typing import Callable
 
 import numpy as np
 
-from ..distributed import ddp
-from ..errors import InputError, UsageError
+from . import ddp, losses
+from ..errors import UsageError
 from ..nets.config import GANConfig
-from ..weights import file_digest
-from .data import BatchMaker, Dataset, SampleSource, batch_tensors, stack_samples, to_training
-from .loop import (RunLog, RunTimes, Warnings, autocast, cuda_speedups, pick_device, precision_name, step_batches,
+from ..weights import CHECKPOINT, file_digest, load_unet, save_generator
+from ..weights import GAN_WEIGHTS as WEIGHTS
+from ..data.sets import Dataset, SampleSource
+from .data import BatchMaker, batch_tensors, stack_samples, to_training
+from .loop import (RunLog, Warnings, autocast, cuda_speedups, pick_device, precision_name, run_steps,
                    step_rng, to_host)
 
-CHECKPOINT = "checkpoint.safetensors"
-WEIGHTS = "mgpe-gan.safetensors"
 LOSS_NAMES = ("local", "global", "vgg", "sigmoid", "fm", "gp", "kl", "total", "d")
 
 
@@ -141,8 +141,6 @@ class GANTrainer:
             if parser_weights is None:
                 raise UsageError("the parsing loss (lambda_gp > 0) needs a frozen parser: pass --parser-weights FILE "
                                  "(train one with `mgpe train parser`) or set lambda_gp=0")
-            from ..stages.parse_unet import load_unet
-
             self.parser, self.parser_size = load_unet(parser_weights, str(self.device))
             for p in self.parser.parameters():
                 p.requires_grad_(False)
@@ -230,8 +228,8 @@ class GANTrainer:
             loss_d = 0
             for k, fake in fakes.items():
                 d = self._disc(k)
-                loss_d = loss_d + d_scale * (self._bce(d(b.target_image, b.target_onehot), True)
-                                             + self._bce(d(fake.detach(), b.target_onehot), False))
+                loss_d = loss_d + d_scale * (losses.bce(d(b.target_image, b.target_onehot), True)
+                                             + losses.bce(d(fake.detach(), b.target_onehot), False))
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.float().backward()
         self.opt_d.step()
@@ -244,16 +242,17 @@ class GANTrainer:
             for k, fake in fakes.items():
                 d = self._disc(k)
                 d_fake = d(fake, b.target_onehot)
-                sigmoid = sigmoid + self._bce(d_fake, True)
+                sigmoid = sigmoid + losses.bce(d_fake, True)
                 if k == "paired":
                     with torch.no_grad():
                         d_real = d(b.target_image, b.target_onehot)
-                    fm = self._feature_matching(d_fake, d_real)
-                    glob = self._global(fake, b)
+                    fm = losses.feature_matching(d_fake, d_real, cfg.losses, cfg.fm_all_layers)
+                    glob = losses.global_(fake, b.source_image, b.target_masks, cfg.losses)
                     if self.vgg is not None and cfg.lambda_vgg > 0:
-                        vgg = self._perceptual(fake, b)
+                        vgg = losses.perceptual(self.vgg, fake, b.source_image, b.target_masks)
                 if self.parser is not None and (k == "unpaired" or cfg.losses == "lean"):
-                    gp = gp + self._parsing(fake, b.target_masks)
+                    gp = gp + losses.parsing(self.parser, self.parser_size, fake, b.target_masks, cfg.losses,
+                                             self.world)
             kl = zero
             if cfg.vae and cfg.lambda_kl > 0:
                 kl = sum(kl_divergence(mu, lv) for mu, lv in codes.values() if lv is not None)
@@ -281,7 +280,7 @@ class GANTrainer:
         cfg = self.config
         codes = self.G.encode(b.source_crops)
         feats = {n: self._sample(mu, lv, gen) for n, (mu, lv) in codes.items()}
-        local = self._local(feats, b)
+        local = losses.local(self.G.decoders, feats, b.source_crops, b.source_masks, cfg.losses)
         if cfg.schedule == "both":
             swapped = {n: ddp.roll(f, 1, self.world) for n, f in feats.items()}  # another face's components
             branches = {"paired": feats, "unpaired": swapped}
@@ -308,99 +307,10 @@ class GANTrainer:
             return self._discriminators["D2"]
         return self._discriminators["D"]
 
-    @staticmethod
-    def _bce(outputs, real: bool):
-        """BCE with logits on every scale's patch logits, summed over scales."""
-        import torch.nn.functional as F
-
-        return sum(F.binary_cross_entropy_with_logits(o[-1], (o[-1].new_ones if real else o[-1].new_zeros)(o[-1].shape))
-                   for o in outputs)
-
-    def _local(self, feats: dict, b: Batch):
-        """L_local (Eq. 1): each component's reconstruction by its image decoder. lean: ½·MSE; paper: MSE, with
-        skin, hair and mouth masked by the component first (the weight, 5000, is lambda_local)."""
-        import torch.nn.functional as F
-
-        from ..nets.inputs import component_region
-
-        if self.config.losses == "lean":
-            return sum(0.5 * F.mse_loss(self.G.decoders[n](f), b.source_crops[n]) for n, f in feats.items())
-        total = 0
-        for n, f in feats.items():
-            out, crop = self.G.decoders[n](f), b.source_crops[n]
-            if n in ("skin", "hair", "face"):
-                region = (crop != 0).any(1, keepdim=True).float() if n == "face" else component_region(b.source_masks, n)
-                out = out * region
-            elif n == "mouth":
-                out = out * (crop != 0).any(1, keepdim=True).float()  # the crop was masked to the mouth's labels
-            total = total + F.mse_loss(out, crop)
-        return total
-
-    def _global(self, fake, b: Batch):
-        """L_global (Eq. 2), paired. lean: ½·MSE; paper: MSE of the image plus MSE inside each component (eyes and
-        mouth with the image's weight, skin and hair half of it) (the weight, 40, is lambda_global)."""
-        import torch.nn.functional as F
-
-        from ..nets.inputs import COMPONENT_NAMES, component_region
-
-        if self.config.losses == "lean":
-            return 0.5 * F.mse_loss(fake, b.source_image)
-        out = F.mse_loss(fake, b.source_image)
-        for n in COMPONENT_NAMES:
-            r = component_region(b.target_masks, n)
-            out = out + (0.5 if n in ("skin", "hair") else 1.0) * F.mse_loss(fake * r, b.source_image * r)
-        return out
-
-    def _feature_matching(self, d_fake, d_real):
-        """L_FM (Eq. 5): lean: ½·MSE on the last layer (or all with fm_all_layers); paper: L1 on the
-        penultimate (512-channel) features, per scale."""
-        import torch.nn.functional as F
-
-        if self.config.losses == "paper":
-            return sum(F.l1_loss(f[-2], r[-2]) for f, r in zip(d_fake, d_real))
-        layers = slice(None) if self.config.fm_all_layers else slice(-1, None)
-        return sum(0.5 * F.mse_loss(f, r) for fs, rs in zip(d_fake, d_real) for f, r in zip(fs[layers], rs[layers]))
-
-    def _parsing(self, fake, masks):
-        """L_GP (Eq. 8): the frozen parser's cross-entropy against the target mask; paper: class-weighted."""
-        import torch.nn.functional as F
-
-        size = self.config.resolution
-        x = fake if self.parser_size == size else F.interpolate(fake, size=(self.parser_size,) * 2, mode="bilinear",
-                                                                align_corners=False)
-        logits = self.parser(x)
-        if self.parser_size != size:
-            logits = F.interpolate(logits, size=(size,) * 2, mode="bilinear", align_corners=False)
-        if self.config.losses != "paper":
-            return F.cross_entropy(logits.float(), masks.long())
-        # A weighted mean divides by the weights of the batch's pixels: over all ranks' rows (ddp.batch_mean).
-        weight = _parsing_weights().to(logits.device)
-        total = F.cross_entropy(logits.float(), masks.long(), weight=weight, reduction="sum")
-        return ddp.batch_mean(total, weight[masks.long()].sum(), self.world)
-
-    def _perceptual(self, fake, b: Batch):
-        """The authors' VGG19 term: L1 of relu1_1..relu5_1 (weights 1/4, 1/4, 1/4, 1/8, 1/8) per component
-        masked (eyes 10, mouth 10, skin 5, hair 5); the weight, 30, is lambda_vgg."""
-        import torch
-        import torch.nn.functional as F
-
-        from ..nets.inputs import COMPONENT_NAMES, component_region
-        from ..nets.vgg import LAYER_WEIGHTS, to_vgg_input
-
-        total = 0
-        for n in COMPONENT_NAMES:
-            r = component_region(b.target_masks, n)
-            f_fake = self.vgg(to_vgg_input(fake * r))
-            with torch.no_grad():
-                f_real = self.vgg(to_vgg_input(b.source_image * r))
-            w = 5.0 if n in ("skin", "hair") else 10.0
-            total = total + w * sum(lw * F.l1_loss(a, c) for lw, a, c in zip(LAYER_WEIGHTS, f_fake, f_real))
-        return total
-
     def use_perceptual(self, path: str | Path | None) -> str:
         """Load VGG19 weights for the perceptual loss from `path` or torch's hub cache; never downloads. Returns
         what happened, for the run's card and the user."""
-        from ..nets.vgg import find_vgg19, load_vgg19
+        from ..weights import find_vgg19, load_vgg19
 
         if self.config.lambda_vgg <= 0:
             return "off (lambda_vgg 0)"
@@ -459,7 +369,7 @@ class GANTrainer:
         save_checkpoint(self.out / CHECKPOINT, step=self.step, models=self._models(),
                         optimizers={"G": self.opt_g, "D": self.opt_d}, config=self.config.to_dict(),
                         extra={**self.parser_info, "data": data_description, "world_size": self.world.size})
-        return export_generator(self.G, self.out / WEIGHTS, step=self.step, data=data_description,
+        return save_generator(self.G, self.out / WEIGHTS, step=self.step, data=data_description,
                                 extra={**self.parser_info, **self.vgg_info, **run_state(self.step, target),
                                        "precision": precision_name(self.amp)})
 
@@ -494,90 +404,19 @@ class GANTrainer:
         return torch.cat(rows, 1)
 
 
-def _parsing_weights():
-    """The authors' class weights of the parsing loss (Helen order: background 0.2, skin 1, brows and eyes 5,
-    nose 3, lips and inner mouth 8, hair 1) on our 19 labels; a label Helen lacks takes its Helen stand-in's."""
-    import torch
-
-    from ..labels import HELEN_FALLBACK, HELEN_LABELS, HELEN_TO_CANONICAL, LABELS
-
-    helen = dict(zip(HELEN_LABELS, (0.2, 1, 5, 5, 5, 5, 3, 8, 8, 8, 1)))
-    by_name = {c: helen[HELEN_LABELS[i]] for i, c in enumerate(HELEN_TO_CANONICAL)}
-    by_name.update({c: helen[HELEN_LABELS[HELEN_TO_CANONICAL.index(h)]] for c, h in HELEN_FALLBACK.items()})
-    return torch.tensor([by_name.get(n, 1.0) for n in LABELS], dtype=torch.float32)
-
-
-def export_generator(G, path: Path, *, step: int, data: str = "", extra: dict | None = None) -> Path:
-    """Inference weights of the framework (no decoders, no discriminators) + model card `NAME.json`."""
-    import json
-
-    from safetensors.torch import save_file
-
-    from ..io import atomic_path, write_json
-
-    state = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items() if not k.startswith("decoders.")}
-    meta = {"network": "mgpe-gan", "config": json.dumps(G.config.to_dict()), "step": str(step)}
-    from .checkpoint import require_finite
-
-    require_finite(state, str(path))
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
-    write_json(path.with_suffix(".json"), {
-        "network": "mask-guided portrait editing framework (mgpe_toolkit.nets.framework)",
-        "config": G.config.to_dict(), "steps": step, "data": data, **(extra or {}),
-        "parameters_inference": int(sum(v.numel() for v in state.values())),
-    })
-    return path
-
-
-def load_generator(path: str | Path, device: str = "cpu"):
-    """The framework in eval mode from inference weights written by export_generator."""
-    import json
-
-    import torch
-
-    from ..nets.framework import MaskGuidedFramework
-    from ..weights import read_safetensors
-
-    path = Path(path)
-    state, meta = read_safetensors(path, "mgpe-gan")
-    G = MaskGuidedFramework(GANConfig.from_dict(json.loads(meta["config"])))
-    missing, unexpected = G.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("decoders.")]
-    if missing or unexpected:
-        raise InputError(path, f"weights do not fit the framework (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return G.eval().to(torch.device(device))
-
-
 def run_gan_training(trainer: GANTrainer, steps: int, *, data_description: str,
                      on_step: Callable[[int, dict], None] | None = None, workers: int | None = None) -> list[dict]:
-    """Train until `steps` total steps; `workers` data-loading processes (None: default_workers). A non-finite
-    loss stops it (DivergedError)."""
-    from ..io import write_image
-    from .checkpoint import stop_if_diverged
+    """Train until `steps` total steps (loop.run_steps), a sample grid every config.image_every steps and at the
+    end; `workers` data-loading processes (None: default_workers)."""
+    return run_steps(trainer, steps, data_description=data_description, on_step=on_step, workers=workers,
+                     every_step=_write_samples)
 
-    main = trainer.world.main  # with several processes, rank 0 alone writes logs, samples and checkpoints
-    log = RunLog(trainer.out, enabled=main)
-    log.truncate_after(trainer.step)
-    history = []
-    cfg = trainer.config
-    times = trainer.times = RunTimes()
-    try:
-        with ddp.stops_cleanly(trainer.world):
-            for item in times.timed(step_batches(trainer.batches, trainer.step, steps, trainer.device, workers)):
-                losses = times.train_step(trainer, item)
-                stop_if_diverged(trainer.step, losses)
-                history.append(losses)
-                log.scalars(trainer.step, {f"loss/{k}": v for k, v in losses.items()})
-                if on_step:
-                    on_step(trainer.step, losses)
-                if main and (trainer.step % cfg.image_every == 0 or trainer.step == steps):
-                    grid = trainer.sample_grid()
-                    log.images(trainer.step, "source|target mask|result", grid)
-                    write_image(trainer.out / "samples" / f"step-{trainer.step:07d}.png",
-                                (grid.permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8))
-                if main and (trainer.step % cfg.checkpoint_every == 0 or trainer.step == steps):
-                    trainer.save(data_description, target=steps)
-    finally:
-        log.close()
-    return history
+
+def _write_samples(trainer: GANTrainer, log: RunLog, steps: int) -> None:
+    from ..io import write_image
+
+    if trainer.step % trainer.config.image_every == 0 or trainer.step == steps:
+        grid = trainer.sample_grid()
+        log.images(trainer.step, "source|target mask|result", grid)
+        write_image(trainer.out / "samples" / f"step-{trainer.step:07d}.png",
+                    (grid.permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8))

@@ -10,22 +10,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..errors import UsageError
-
-
-def pick_device(name: str = "auto"):
-    """`auto` = CUDA when present, else CPU; `cuda`, `cuda:1`, `cpu` as asked (error if unavailable)."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"--device {name!r}: not a device (auto, cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: this torch build sees no CUDA GPU")
-    return device
+from ..weights import pick_device  # noqa: F401  (the trainers' import)
 
 
 def cuda_speedups(device, amp: bool | None, channels_last: bool | None, *modules) -> tuple[bool, bool]:
@@ -229,3 +214,39 @@ class RunLog:
             return
         keep = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
         self.path.write_text("".join(line + "\n" for line in keep))
+
+
+def run_steps(trainer, steps: int, *, data_description: str, on_step: Callable | None = None,
+              workers: int | None = None, named: Callable[[object], dict[str, float]] = lambda out: out,
+              every_step: Callable | None = None) -> list:
+    """The run-loop of both trainers: train until `steps` total steps, each step's losses (`named` turns what the
+    trainer's step returns into {name: value}) logged, checked (a non-finite loss stops the run: DivergedError)
+    and passed to `on_step`; rank 0 alone then runs `every_step(trainer, log, steps)` (samples) and checkpoints
+    every config.checkpoint_every steps and at the end. `workers` data-loading processes (None: default_workers).
+    Returns what each step returned."""
+    from . import ddp
+    from .checkpoint import stop_if_diverged
+
+    main = trainer.world.main  # with several processes, rank 0 alone writes logs, samples and checkpoints
+    log = RunLog(trainer.out, enabled=main)
+    log.truncate_after(trainer.step)
+    history = []
+    times = trainer.times = RunTimes()
+    try:
+        with ddp.stops_cleanly(trainer.world):
+            for item in times.timed(step_batches(trainer.batches, trainer.step, steps, trainer.device, workers)):
+                out = times.train_step(trainer, item)
+                losses = named(out)
+                stop_if_diverged(trainer.step, losses)
+                history.append(out)
+                log.scalars(trainer.step, {f"loss/{k}": v for k, v in losses.items()})
+                if on_step:
+                    on_step(trainer.step, out)
+                if main and every_step is not None:
+                    every_step(trainer, log, steps)
+                if main and (trainer.step % trainer.config.checkpoint_every == 0 or trainer.step == steps):
+                    trainer.save(data_description, target=steps)
+    finally:
+        log.close()
+    return history
+

@@ -8,14 +8,14 @@ from typing import Callable
 
 import numpy as np
 
-from ..distributed import ddp
+from . import ddp, losses
 from ..errors import UsageError
-from .data import BatchMaker, Dataset, Sample, SampleSource, batch_tensors, stack_samples, to_training
-from .loop import (RunLog, RunTimes, Warnings, autocast, cuda_speedups, pick_device, precision_name, step_batches,
+from ..weights import CHECKPOINT, card_path, save_unet
+from ..weights import PARSER_WEIGHTS as WEIGHTS
+from ..data.sets import Dataset, Sample, SampleSource
+from .data import BatchMaker, batch_tensors, stack_samples, to_training
+from .loop import (Warnings, autocast, cuda_speedups, pick_device, precision_name, run_steps,
                    step_rng, to_host)
-
-CHECKPOINT = "checkpoint.safetensors"
-WEIGHTS = "parser-unet.safetensors"
 
 
 @dataclass
@@ -147,7 +147,7 @@ class ParserTrainer:
             group["lr"] = self.config.lr_at(self.step)
         with autocast(self.device, self.amp):
             logits = self._forward(x)
-        total, weight = partial_cross_entropy(logits.float(), y, self.loss_fn.weight)
+        total, weight = losses.partial_cross_entropy(logits.float(), y, self.loss_fn.weight)
         # The class-weighted mean divides by the weights of the batch's pixels: all ranks' (ddp.batch_mean).
         loss = ddp.batch_mean(total, weight, self.world)
         self.opt.zero_grad(set_to_none=True)
@@ -202,7 +202,7 @@ class ParserTrainer:
         from ..io import read_json
         from .checkpoint import run_state, save_checkpoint
 
-        card = self.out / WEIGHTS.replace(".safetensors", ".json")
+        card = card_path(self.out / WEIGHTS)
         if self.init is None and card.is_file():  # a resumed fine-tuning run keeps saying where it started
             self.init = read_json(card).get("initialised_from")
 
@@ -211,7 +211,7 @@ class ParserTrainer:
         save_checkpoint(self.out / CHECKPOINT, step=self.step, models={"parser": self.model},
                         optimizers={"parser": self.opt}, config=cfg,
                         extra={"data": data_description, "world_size": self.world.size})
-        return export_parser_weights(self.model, self.out / WEIGHTS, step=self.step, config=cfg,
+        return save_unet(self.model, self.out / WEIGHTS, step=self.step, config=cfg,
                                      data=data_description, init=self.init,
                                      run={**run_state(self.step, target), "precision": precision_name(self.amp)})
 
@@ -230,73 +230,9 @@ class ParserTrainer:
         return True
 
 
-def partial_cross_entropy(logits, y, weight):
-    """(summed loss, summed weight) of class-weighted cross-entropy over pixels with a class, plus -log(1 - p_hair)
-    over NOT_HAIR pixels (weighted as background); IGNORE pixels count for nothing."""
-    import torch
-
-    from ..labels import IGNORE, LABEL_INDEX, NOT_HAIR
-
-    not_hair = y == NOT_HAIR
-    target = torch.where(not_hair, torch.full_like(y, IGNORE), y)
-    total = torch.nn.functional.cross_entropy(logits, target, weight=weight, ignore_index=IGNORE, reduction="sum")
-    known = target[target != IGNORE]
-    summed = weight[known].sum()
-    if bool(not_hair.any()):
-        hair = LABEL_INDEX["hair"]
-        rest = torch.cat([logits[:, :hair], logits[:, hair + 1:]], 1)
-        nll = torch.logsumexp(logits, 1) - torch.logsumexp(rest, 1)  # -log(1 - p_hair)
-        w = weight[LABEL_INDEX["background"]]
-        total = total + w * nll[not_hair].sum()
-        summed = summed + w * not_hair.sum()
-    return total, summed
-
-
-def export_parser_weights(model, path: Path, *, step: int, config: dict, data: str = "",
-                          init: str | None = None, run: dict | None = None) -> Path:
-    """Inference weights (safetensors, config in the metadata) plus a model card `NAME.json` beside them."""
-    from safetensors.torch import save_file
-
-    from ..io import atomic_path, write_json
-
-    meta = {"network": "unet", "unet": json.dumps(model.config.to_dict()), "size": str(config["size"]),
-            "step": str(step)}
-    from .checkpoint import require_finite
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    require_finite(state, str(path))
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
-    write_json(path.with_suffix(".json"), {
-        "network": "U-Net parser P_F (mgpe_toolkit.nets.unet)", "config": config, "unet": model.config.to_dict(),
-        "steps": step, "data": data, **({"initialised_from": init} if init else {}), **(run or {}),
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-    })
-    return path
-
-
 def run_training(trainer: ParserTrainer, steps: int, *, data_description: str,
                  on_step: Callable[[int, float], None] | None = None, workers: int | None = None) -> list[float]:
-    """Train until `steps` total steps, checkpointing every config.checkpoint_every and at the end; `workers`
-    data-loading processes (None: loop.default_workers). A non-finite loss stops it (DivergedError)."""
-    from .checkpoint import stop_if_diverged
-
-    main = trainer.world.main  # with several processes, rank 0 alone writes logs and checkpoints
-    log = RunLog(trainer.out, enabled=main)
-    log.truncate_after(trainer.step)
-    losses = []
-    times = trainer.times = RunTimes()
-    try:
-        with ddp.stops_cleanly(trainer.world):
-            for item in times.timed(step_batches(trainer.batches, trainer.step, steps, trainer.device, workers)):
-                loss = times.train_step(trainer, item)
-                stop_if_diverged(trainer.step, {"parser_ce": loss})
-                losses.append(loss)
-                log.scalars(trainer.step, {"loss/parser_ce": loss})
-                if on_step:
-                    on_step(trainer.step, loss)
-                if main and (trainer.step % trainer.config.checkpoint_every == 0 or trainer.step == steps):
-                    trainer.save(data_description, target=steps)
-    finally:
-        log.close()
-    return losses
+    """Train until `steps` total steps (loop.run_steps), checkpointing every config.checkpoint_every and at the
+    end; `workers` data-loading processes (None: loop.default_workers)."""
+    return run_steps(trainer, steps, data_description=data_description, on_step=on_step, workers=workers,
+                     named=lambda loss: {"parser_ce": loss})

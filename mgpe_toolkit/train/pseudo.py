@@ -382,7 +382,7 @@ class CachedPhotos:
         import cv2
 
         from ..io import read_image
-        from .data import Sample
+        from ..data.sets import Sample
 
         rel = self.names[index]
         photo = read_image(self.cache.root / "images" / rel)

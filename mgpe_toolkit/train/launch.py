@@ -1,6 +1,6 @@
 """`mgpe train --gpus N`: start N processes of one training run on this machine, with the environment torchrun
 gives its workers, and end the run with one line naming the rank that failed (torchrun's own report is a page of
-tracebacks). Several machines: torchrun itself, see the README."""
+tracebacks). Several machines: torchrun itself, see docs/training.md."""
 from __future__ import annotations
 
 import os

@@ -13,9 +13,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .errors import InputError, MgpeError, NoFaceError, UsageError
-from .io import claim, claim_holder, release
-from .types import Outcome, PreparedFace
+from ..errors import InputError, MgpeError, NoFaceError, UsageError
+from ..io import claim, claim_holder, release
+from ..types import Outcome, PreparedFace
 
 BACKENDS = ("classical", "onnx", "torch")
 
@@ -36,7 +36,7 @@ class BatchTask:
     aligned_out: bool = False
 
     def validate(self) -> None:
-        from .maskops import parse_ops
+        from ..maskops import parse_ops
 
         if self.kind not in ("edit", "swap", "transfer"):
             raise UsageError(f"unknown batch kind {self.kind!r}")
@@ -56,8 +56,8 @@ def _init(task: BatchTask, owner: int, overwrite: bool = False) -> None:
     """Set up a process for jobs of the run whose main process is `owner`."""
     import os
 
-    from .io import read_image
-    from .pipeline import Pipeline
+    from ..io import read_image
+    from ..pipeline import Pipeline
 
     if os.getpid() != owner:  # a worker: Ctrl-C is the main process's to handle, and a dead main ends it
         import signal
@@ -82,8 +82,8 @@ def _exit_with(owner: int) -> None:
 
 
 def _target_mask(task: BatchTask, face: PreparedFace, source: PreparedFace | None) -> np.ndarray:
-    from .maskops import apply_ops, parse_ops
-    from .pipeline import shapes_from
+    from ..maskops import apply_ops, parse_ops
+    from ..pipeline import shapes_from
 
     if task.kind == "edit":
         return apply_ops(face.mask.labels, parse_ops(task.ops))
@@ -95,7 +95,7 @@ def _target_mask(task: BatchTask, face: PreparedFace, source: PreparedFace | Non
 def prepare_one(task: BatchTask, pipe, source: PreparedFace | None, photo, load=None):
     """Read, align and parse one photo: (PreparedFace, target mask), or the Outcome saying why it cannot be edited.
     `load` reads the photo (default read_image; the Ray engine passes one for object-store URIs)."""
-    from .io import read_image
+    from ..io import read_image
 
     try:
         face = pipe.prepare((load or read_image)(photo), size=task.size)
@@ -158,7 +158,7 @@ def _classical(job: tuple[Path, Path]) -> Outcome:
 
 def write_result(photo: Path, out: Path, pasted, aligned, aligned_out: bool) -> Outcome:
     """Write one result atomically (an OutputError, e.g. a full disk, stops the run) and release its claim."""
-    from .io import write_image
+    from ..io import write_image
 
     outputs = []
     try:
@@ -176,9 +176,9 @@ def learned_faces(runner, task: BatchTask, faces: list[PreparedFace], masks: lis
     """The learned stages (encode, generate, fuse) on a batch: one aligned result (S, S, 3) uint8 per face."""
     import cv2
 
-    from .labels import COMPONENTS
-    from .nets.inputs import edit_inputs
-    from .pipeline import keep_grey
+    from ..labels import COMPONENTS, has_component
+    from ..nets.inputs import edit_inputs
+    from ..pipeline import keep_grey
 
     size = runner.resolution
     crops, onehot, centres, removed, targets = edit_inputs([f.image for f in faces], [f.mask.labels for f in faces],
@@ -189,7 +189,7 @@ def learned_faces(runner, task: BatchTask, faces: list[PreparedFace], masks: lis
         src_feats = runner.encode(src_crops)
         names = list(COMPONENTS) if task.kind == "swap" else task.components
         # What the source lacks (a bald head) stays each target's own, as in Pipeline.swap.
-        names = [n for n in names if np.isin(source.mask.labels, COMPONENTS[n].indices).any()]
+        names = [n for n in names if has_component(source.mask.labels, n)]
         for n in names:
             feats[n] = np.repeat(src_feats[n], len(faces), axis=0)
     images = runner.render(feats, onehot, centres, targets, removed)
@@ -206,8 +206,8 @@ def learned_faces(runner, task: BatchTask, faces: list[PreparedFace], masks: lis
 
 def paste_learned(face: PreparedFace, mask: np.ndarray, aligned: np.ndarray) -> np.ndarray | None:
     """A learned result pasted back into its photo over the face and hair of both masks (None: no photo)."""
-    from .align import paste_back
-    from .labels import face_hair_region
+    from ..align import paste_back
+    from ..labels import face_hair_region
 
     region = face_hair_region(mask) | face_hair_region(face.mask.labels)
     return paste_back(face.photo, aligned, face.alignment, region) if face.photo is not None else None
@@ -271,8 +271,8 @@ def run_batch(task: BatchTask, jobs: list[tuple[Path, Path]], *, runner=None, wo
             return
         source = _STATE.get("source") if workers <= 1 else None
         if task.source is not None and source is None:
-            from .io import read_image
-            from .pipeline import Pipeline
+            from ..io import read_image
+            from ..pipeline import Pipeline
 
             source = Pipeline(align=task.aligner, parse=task.parser).prepare(read_image(task.source), size=task.size)
         pending: list = []

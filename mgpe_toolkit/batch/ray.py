@@ -1,7 +1,7 @@
 """`mgpe batch --engine ray`: the same folder edit spread over a Ray cluster by Ray Data, for archives that
 outgrow one machine.
 
-The stages are batch.py's own per-photo functions; Ray Data schedules them: read + align + parse as CPU tasks,
+The stages are the local engine's own per-photo functions; Ray Data schedules them: read + align + parse as CPU tasks,
 the learned stages (encode, generate, fuse) as a pool of actors that each load the export once, paste back +
 atomic write as CPU tasks. With the classical stages Ray fuses the three steps into one task per photo. Every
 photo ends as the same Outcome the local engine yields, so `drive` prints the same summary and exit code.
@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..batch import (BatchTask, edit_classical, learned_faces, paste_learned, prepare_one, split_finished,
-                     write_result)
 from ..errors import InputError, OutputError, UsageError
 from ..types import Outcome
-
-LIST_SUFFIXES = (".txt", ".csv", ".parquet")
+from .local import (BatchTask, edit_classical, learned_faces, paste_learned, prepare_one, split_finished,
+                    write_result)
 ACTOR_MEMORY = 512 * 2**20  # bytes each learned-stage actor reserves
 # The CPUs a learned-stage actor on CPUs reserves unless told: none. Its one onnxruntime thread then shares the
 # cores with the tasks, as the local engine's workers share them. Reserving a core idled it while the actor waited
@@ -76,76 +74,6 @@ class RunnerSpec:
 
 
 # -- what to edit -----------------------------------------------------------------------------------------------
-def is_list_or_uri(source: str) -> bool:
-    """Whether SRC is for plan_list (a list of paths, or a URI) rather than a local folder for plan_folder."""
-    return "://" in source or (Path(source).is_file() and Path(source).suffix.lower() in LIST_SUFFIXES)
-
-
-def _read_list(source: str) -> list[str]:
-    """The photo paths a .txt (one a line, # comments), .csv or .parquet (a `path` column, else the first) lists;
-    relative entries are relative to the list's folder."""
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    path = Path(source)
-    try:
-        if path.suffix.lower() == ".txt":
-            entries = [ln.strip() for ln in path.read_text().splitlines()]
-            entries = [e for e in entries if e and not e.startswith("#")]
-        else:
-            table = pq.read_table(path) if path.suffix.lower() == ".parquet" else pacsv.read_csv(path)
-            column = "path" if "path" in table.column_names else table.column_names[0]
-            entries = [str(v) for v in table.column(column).to_pylist() if v]
-    except (OSError, UnicodeDecodeError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise UsageError(f"{source}: not a readable list of photos ({str(exc).splitlines()[0]})") from None
-    if not entries:
-        raise UsageError(f"{source}: lists no photos")
-    return [e if "://" in e or os.path.isabs(e) else str(path.parent / e) for e in entries]
-
-
-def _list_uri(source: str) -> list[str]:
-    """Every image under a folder URI (or the one file it names), as URIs."""
-    from pyarrow import fs as pafs
-
-    from ..io import IMAGE_SUFFIXES
-
-    try:
-        filesystem, root = pafs.FileSystem.from_uri(source)
-        info = filesystem.get_file_info(root)
-        if info.type == pafs.FileType.NotFound:
-            raise UsageError(f"{source}: no such file or folder")
-        infos = [info] if info.type == pafs.FileType.File else filesystem.get_file_info(
-            pafs.FileSelector(root, recursive=True))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{source}: cannot list it ({str(exc).splitlines()[0]})") from None
-    scheme = source.split("://", 1)[0]
-    return sorted(f"{scheme}://{i.path}" for i in infos
-                  if i.type == pafs.FileType.File and Path(i.path).suffix.lower() in IMAGE_SUFFIXES)
-
-
-def plan_list(source: str, out: str) -> tuple[list[tuple[str | Path, Path]], int]:
-    """(photo, output PNG) jobs for a list file or a URI, and how many listed files are not images. Outputs keep
-    the photos' layout below their deepest common folder; photos that differ only in extension keep it in their
-    names, as in plan_jobs. Also readies the output folder (see ready_output_dir)."""
-    from collections import Counter
-
-    from ..io import IMAGE_SUFFIXES, ready_output_dir
-
-    listed = _list_uri(source) if "://" in source else _read_list(source)
-    photos = [p for p in listed if Path(p.split("://", 1)[-1]).suffix.lower() in IMAGE_SUFFIXES]
-    if not photos:
-        raise UsageError(f"{source}: no images found (looked for {', '.join(s[1:] for s in IMAGE_SUFFIXES)})")
-    bare = [p.split("://", 1)[-1] for p in photos]
-    root = os.path.commonpath([os.path.dirname(b) or "." for b in bare])
-    rel = [Path(os.path.relpath(b, root)).with_suffix("") for b in bare]
-    taken = Counter(r.as_posix().lower() for r in rel)
-    stems = [r.with_name(f"{r.name}_{Path(b).suffix[1:].lower()}") if taken[r.as_posix().lower()] > 1 else r
-             for r, b in zip(rel, bare)]
-    ready_output_dir(out)
-    jobs = [(p if "://" in p else Path(p), Path(out) / s.with_name(s.name + ".png")) for p, s in zip(photos, stems)]
-    return jobs, len(listed) - len(photos)
-
-
 def complete(out: Path) -> bool:
     """Whether an output is present and whole (a PNG ends with its IEND chunk), so resuming can skip it."""
     try:
@@ -344,10 +272,12 @@ def _clear_partials(outs: list[Path]) -> int:
 
 def run_ray_batch(task: BatchTask, jobs: list[tuple[str | Path, Path]], options: RayOptions | None = None, *,
                   runner: RunnerSpec | None = None, overwrite: bool = False,
-                  before_write: Callable[[Path], None] | None = None) -> Iterator[Outcome]:
+                  before_write: Callable[[Path], None] | None = None,
+                  note: Callable[[str], None] | None = None) -> Iterator[Outcome]:
     """Yield one Outcome per job, as Ray finishes them: first the complete outputs skipped before any work is
     scheduled, then the rest. `runner` is needed for the onnx and torch backends; `before_write` is called in the
-    worker with each output path just before it is written (fault injection in tests)."""
+    worker with each output path just before it is written (fault injection in tests); `note` receives what the
+    user should know that is not an Outcome (partial files of killed workers removed)."""
     import ray
 
     opts = options or RayOptions()
@@ -360,11 +290,8 @@ def run_ray_batch(task: BatchTask, jobs: list[tuple[str | Path, Path]], options:
         yield from _stream(task, todo, opts, runner, before_write)
     finally:
         removed = _clear_partials([out for _, out in todo])
-        if removed:
-            from rich.console import Console
-
-            Console(stderr=True, highlight=False, markup=False, emoji=False).print(
-                f"note: removed {removed} partial file{'s' if removed > 1 else ''} of workers killed mid-write")
+        if removed and note is not None:
+            note(f"note: removed {removed} partial file{'s' if removed > 1 else ''} of workers killed mid-write")
         if started:
             ray.shutdown()
 

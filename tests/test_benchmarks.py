@@ -1,0 +1,178 @@
+"""Every script in benchmarks/ keeps running: each runs once, as a user runs it (a fresh interpreter, in a temporary
+folder, every output under tmp_path), with its smallest settings, and must exit 0 and print its figures. The
+figures themselves are not judged: only that the script got as far as printing them. Scripts that read
+../shared/data skip where it is absent; gpu_figures.sh needs a CUDA GPU and is only syntax-checked;
+gpu_parser.sh has a CPU mode (DEVICE=cpu), which runs on four lfw-hair photos."""
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import HELEN
+from mask_checks import CELEBAMASK, LFW
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+TIMEOUT_S = 420  # per script; a hang fails the case instead of blocking the run
+
+# A smoke test, not a measurement: one OpenMP thread. On a busy 2-core machine torch's two spinning threads made
+# bench_train.py --grid 11x slower (92 s against 8 s). COLUMNS: rich's tables unwrapped, so the rows can be matched.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+
+NUM = r"-?\d+(?:\.\d+)?"  # a printed figure
+
+# (id, script, arguments, data it needs, patterns its output must hold). In arguments, {tmp} is the case's own
+# output folder, {helen}, {lfw}, {celebamask} the shared data folders.
+CASES = [
+    ("bad_inputs", "bad_inputs.py",
+     ["--keep", "{tmp}/bad", "--only", "edit good.png", "--only", "missing input", "--only", "corrupt manifest"], (),
+     [r"corpus: \d+ files", rf"edit good\.png +0 +1 +0 +{NUM}", r"missing input +2 .*no such file",
+      r"batch onnx, corrupt manifest +\d+ ", r"crashes: \d+, files lost: \d+"]),
+    ("bench_align", "bench_align.py", ["--sizes", "256", "2000", "--runs", "1"], (),
+     [r"aligner: \w+", rf"256×256: +{NUM} faces/s \(1/1 found\)", rf"2000×1500: +{NUM} faces/s"]),
+    ("bench_align_small", "bench_align_small.py", ["--runs", "1", "--helen", "{helen}"], (),
+     [rf"astronaut 512² +default +: 1 faces, median +{NUM} ms", rf"--all-faces: \d+ faces, median +{NUM} ms"]),
+    ("bench_batch", "bench_batch.py", ["--photos", "2", "--workers", "1"], (),
+     [rf"2/2 photos edited .*backend classical.* in {NUM} s: {NUM} photos/s"]),
+    ("bench_batch_onnx", "bench_batch.py",
+     ["--photos", "2", "--workers", "1", "--backend", "onnx", "--exports", "random:tiny"], (),
+     [rf"2/2 photos edited .*backend onnx, onnxruntime .* in {NUM} s: {NUM} photos/s"]),
+    ("bench_classical", "bench_classical.py", [], (),  # runs from a clone of the repo: see classical_script
+     [r"2 faces; mask accuracy", *(rf"{re.escape(e)} +{NUM} +{NUM} +{NUM} +{NUM} +\(2 faces"
+                                   for e in ("hair->skin", "swap+", "transfer hair"))]),
+    ("bench_infer", "bench_infer.py",
+     ["--config", "tiny", "--batches", "1", "--runs", "1", "--rounds", "1", "--no-compile"], (),
+     [r"round 1/1 done", rf"torch eager +│ +CPU .*│ +1 │ +{NUM} │",
+      rf"onnxruntime fp32 on the CPU at batch 1: {NUM}×", rf"onnxruntime int8 on the CPU at batch 1: {NUM}×"]),
+    ("bench_parse_helen", "bench_parse.py", ["{helen}", "--labels", "helen", "--json", "{tmp}/parse.json"], ("helen",),
+     [rf"per-pixel accuracy +│ +{NUM}", rf"mean IoU +│ +{NUM}", rf"IoU hair +│ +{NUM}"]),
+    ("bench_parse_speed", "bench_parse.py", ["--speed"], (),
+     [rf"parser \w+: {NUM} ms per aligned 256² face; `mgpe parse` of 24 512² photos: {NUM} faces/s"]),
+    ("bench_parse_steps", "bench_parse.py", ["--steps", "--rounds", "1", "--repeats", "1"], (),
+     [rf"unet, one fp32 pass: {NUM} ms per aligned face",
+      rf"hybrid \(the default parser\): {NUM} ms per aligned face"]),
+    ("bench_parse_lfw_hair", "bench_parse.py",
+     ["{lfw}", "--labels", "lfw-hair", "--coords", "original", "--limit", "2"], ("lfw",),
+     [rf"on 2 heldout photos of .*: hair IoU {NUM} \(pixels pooled\)", r"wrong pixels by distance"]),
+    ("bench_parse_celebamask", "bench_parse.py", ["{celebamask}", "--labels", "celebamask", "--limit", "2"],
+     ("celebamask",), [rf"pixel accuracy {NUM}; mean F1 over the 18 classes other than background {NUM}",
+                       r"largest confusions"]),
+    ("bench_ray", "bench_ray.py",
+     ["--photos", "2", "--cores", "1", "--rounds", "2", "--stage-photos", "1", "--cluster", "1x2"], ("ray",),
+     [rf"align \+ parse +{NUM} ms", rf"Ray Data \(no-op\) +{NUM} ms", rf"local engine +{NUM} photos/s",
+      rf"Ray, later runs +{NUM} photos/s", rf"1 node × 2 cores +{NUM} photos/s +bottleneck: "]),
+    ("bench_startup", "bench_startup.py", ["--runs", "1"], (),
+     [rf"import mgpe_toolkit +{NUM} ms", rf"mgpe --help +{NUM} ms", rf"mgpe plugins +{NUM} ms"]),
+    ("bench_tiny_learning", "bench_tiny_learning.py", ["--steps", "1", "--parser-steps", "1"], (),
+     [rf"1 steps in {NUM} s", rf"global +{NUM} -> {NUM}", rf"mask_accuracy +{NUM} -> {NUM}"]),
+    ("bench_train", "bench_train.py", ["--steps", "1"], (),
+     [rf"tiny \(64², batch 8\) on CPU: {NUM} it/s", rf"lean \(256²\) inference: {NUM} GFLOPs",
+      rf"paper \(256²\) inference: {NUM} GFLOPs"]),
+    ("bench_train_grid", "bench_train.py", ["--grid", "--steps", "1", "--loop"], (),
+     [rf"tiny batch 8: compute alone {NUM} it/s .* with data as `mgpe train`: {NUM} it/s, "
+      rf"run_gan_training {NUM} it/s"]),
+    ("bench_train_parser", "bench_train.py", ["--parser", "8", "--parser-batch", "2", "--steps", "1"], (),
+     [rf"parser base 8, batch 2, 256², fp32, NCHW \(default\): {NUM} it/s", rf"parser rate {NUM} it/s"]),
+    # --photos 27: the first 26 lfw-hair photos are all training people; the 27th is held out.
+    ("compare_presets", "compare_presets.py",
+     ["{lfw}", "--minutes", "0.001", "--photos", "27", "--heldout", "1", "--out", "{tmp}/compare"], ("lfw",),
+     [rf"lean +1 +{NUM} +{NUM} +{NUM} +{NUM}", rf"paper +1 +{NUM} +{NUM} +{NUM} +{NUM}", r"grid: .*grid\.png"]),
+    ("eval_demo_weights", "eval_demo_weights.py", ["--n", "1"], (),
+     [rf"held-out per-pixel accuracy {NUM} \(1 portraits\)", rf"PSNR {NUM} dB, SSIM {NUM}"]),
+    ("eval_int8", "eval_int8.py", ["--calibrate", "synthetic:2", "--count", "2", "--faces", "1"], (),
+     [rf"result PSNR int8 vs fp32, mean \(dB\) +│ {NUM}", rf"photo astronaut, hair->skin: .*│ {NUM}"]),
+    ("hair_coverage", "hair_coverage.py", ["{lfw}", "--limit", "2"], ("lfw",),
+     [rf"face at 1.00 of its aligned size: \d+ photos with hair; the crop holds {NUM}%"]),
+    ("parsing_augmentation", "parsing_augmentation.py",
+     ["--real", "2", "--generated", "2", "--steps", "1", "--test", "2"], (),
+     [rf"generated \d+ pairs in {NUM} s", rf"real only .*held-out per-pixel accuracy {NUM}",
+      rf"real \+ generated .*held-out per-pixel accuracy {NUM}"]),
+]
+SHELL = ["gpu_figures.sh", "gpu_parser.sh"]
+
+
+def test_every_benchmark_has_a_case():
+    scripts = {p.name for p in BENCH.iterdir() if p.suffix in (".py", ".sh")}
+    assert scripts == {c[1] for c in CASES} | set(SHELL)
+
+
+def data_folders(needs) -> dict[str, str]:
+    where = {"helen": HELEN, "lfw": LFW, "celebamask": CELEBAMASK}
+    for need in needs:
+        if need == "ray":
+            if importlib.util.find_spec("ray") is None:
+                pytest.skip("ray is not installed (pip install -e .[cluster])")
+        elif not where[need].is_dir():
+            pytest.skip(f"{need} data not found at {where[need]}")
+    return {k: str(v) for k, v in where.items()}
+
+
+def classical_script(tmp_path: Path) -> Path:
+    """bench_classical.py renders the commit it compares with in a `git worktree`: run it from a clone that shares
+    this repository's objects, so that not even git's worktree records land in the repository."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    ref = re.search(r'^ISSUE_17_BASE = "([0-9a-f]{40})"', (BENCH / "bench_classical.py").read_text(), re.M).group(1)
+    clone = tmp_path / "clone"
+    done = subprocess.run(["git", "clone", "--quiet", "--shared", "--no-checkout", str(ROOT), str(clone)],
+                          capture_output=True, text=True)
+    if done.returncode or subprocess.run(["git", "-C", str(clone), "cat-file", "-e", f"{ref}^{{commit}}"],
+                                         capture_output=True).returncode:
+        pytest.skip(f"commit {ref[:10]} (bench_classical.py's default --against) is not in this clone")
+    (clone / "benchmarks").mkdir()
+    return Path(shutil.copy(BENCH / "bench_classical.py", clone / "benchmarks"))
+
+
+@pytest.mark.parametrize("script,args,needs,patterns", [pytest.param(*c[1:], id=c[0]) for c in CASES])
+def test_benchmark_runs(script, args, needs, patterns, tmp_path):
+    folders = data_folders(needs)
+    path = classical_script(tmp_path) if script == "bench_classical.py" else BENCH / script
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = [a.format(tmp=out, **folders) for a in args]
+    proc = subprocess.run([sys.executable, str(path), *argv], cwd=out, env=ENV, capture_output=True, text=True,
+                          timeout=TIMEOUT_S)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{script} {' '.join(argv)} exited {proc.returncode}:\n{text[-4000:]}"
+    assert "Traceback" not in text, text[-4000:]
+    missing = [p for p in patterns if not re.search(p, text)]
+    assert not missing, f"{script} did not print {missing}:\n{text[-4000:]}"
+    if "--json" in args:
+        assert (out / "parse.json").stat().st_size > 0
+
+
+@pytest.mark.parametrize("script", SHELL)
+def test_shell_benchmark_parses(script):
+    proc = subprocess.run(["bash", "-n", str(BENCH / script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_gpu_parser_script_on_cpu(tmp_path):
+    """gpu_parser.sh's CPU mode end to end: pseudo-labels prepared as its header says, on four lfw-hair photos
+    (copied to tmp_path), then two training steps from scratch at base 8, and the parts it hands back."""
+    if not (LFW / "images").is_dir():
+        pytest.skip(f"lfw-hair not found at {LFW}")
+    lfw = tmp_path / "lfw-hair"
+    for name in sorted(p.name for p in (LFW / "images").glob("*.jpg"))[:4]:  # training people, all four
+        for sub, suffix in (("images", ".jpg"), ("hair", ".png")):
+            (lfw / sub).mkdir(parents=True, exist_ok=True)
+            shutil.copy(LFW / sub / (Path(name).stem + suffix), lfw / sub)
+    prep = subprocess.run([sys.executable, "-m", "mgpe_toolkit", "train", "parser", "--data", str(lfw),
+                           "--pseudo-labels", str(tmp_path / "pseudo"), "--out", str(tmp_path / "prep"), "--steps",
+                           "1", "--device", "cpu"], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                          timeout=TIMEOUT_S)
+    assert prep.returncode == 0, prep.stdout + prep.stderr
+    env = {**ENV, "PYTHON": sys.executable, "DEVICE": "cpu", "STEPS": "2", "MINUTES": "3", "BASE": "8", "BATCH": "2",
+           "WORKERS": "0", "INIT": "none", "PRECISION": "fp32", "LFW": str(lfw), "PSEUDO": str(tmp_path / "pseudo"),
+           "RUN": str(tmp_path / "runs" / "parser-gpu"), "OUT": str(tmp_path / "out")}
+    proc = subprocess.run(["bash", str(BENCH / "gpu_parser.sh")], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT_S)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-4000:]
+    assert re.search(rf"2 steps logged \(last 2\): loss first tenth {NUM} -> last tenth {NUM}", text), text[-4000:]
+    assert list((tmp_path / "out").glob("run.tar.part.*")), text[-4000:]
