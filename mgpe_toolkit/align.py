@@ -181,9 +181,39 @@ def paste_back(photo: np.ndarray, aligned: np.ndarray, alignment: Alignment, reg
     radius = max(1.0, feather * size / float(np.sqrt(abs(np.linalg.det(alignment.matrix[:, :2])))))
     # Distance to the region's edge, ramped over `radius` photo pixels: 0 outside, 1 well inside.
     dist = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 5)
-    alpha = np.clip(dist / radius, 0.0, 1.0)[..., None]
-    back = cv2.warpAffine(aligned, inverse, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    out = photo.astype(np.float32) * (1 - alpha) + back.astype(np.float32) * alpha
-    out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
-    out[~inside] = photo[~inside]
+    return _blend(photo, aligned, inverse, np.clip(dist / radius, 0.0, 1.0))
+
+
+def paste_weighted(photo: np.ndarray, aligned: np.ndarray, alignment: Alignment, weight: np.ndarray) -> np.ndarray:
+    """Warp an aligned result back into its photo with a blend weight given in the aligned crop (S, S) float in
+    [0, 1] (see `pipeline.local_weight`): photo pixels where the warped weight is 0 stay byte-identical."""
+    import cv2
+
+    h, w = photo.shape[:2]
+    inverse = alignment.inverse()
+    alpha = cv2.warpAffine(weight.astype(np.float32), inverse, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    return _blend(photo, aligned, inverse, np.clip(alpha, 0.0, 1.0), cv2.INTER_CUBIC)
+
+
+def _blend(photo: np.ndarray, aligned: np.ndarray, inverse: np.ndarray, alpha: np.ndarray,
+           interpolation: int | None = None) -> np.ndarray:
+    """photo·(1 - alpha) + the warped result·alpha, computed only where alpha > 0 (the rest is the photo's bytes)."""
+    import cv2
+
+    out = photo.copy()
+    inside = alpha > 0
+    if not inside.any():
+        return out
+    ys, xs = np.nonzero(inside)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    shift = np.array([[1, 0, -x0], [0, 1, -y0]], np.float64)
+    box = np.vstack([shift, [0, 0, 1]]) @ np.vstack([inverse, [0, 0, 1]])
+    back = cv2.warpAffine(aligned, box[:2], (int(x1 - x0), int(y1 - y0)),
+                          flags=cv2.INTER_LINEAR if interpolation is None else interpolation,
+                          borderMode=cv2.BORDER_REPLICATE)
+    a = alpha[y0:y1, x0:x1, None]
+    part = photo[y0:y1, x0:x1].astype(np.float32) * (1 - a) + back.astype(np.float32) * a
+    mixed = np.clip(part + 0.5, 0, 255).astype(np.uint8)
+    keep = inside[y0:y1, x0:x1]
+    out[y0:y1, x0:x1][keep] = mixed[keep]
     return out

@@ -89,16 +89,22 @@ class Pipeline:
         return self.stage("encode").encode(face.image, face.mask)
 
     def render(self, codes: ComponentCodes, target: np.ndarray, onto: PreparedFace, *,
-               region_of: tuple[np.ndarray, ...] = ()) -> EditResult:
-        """Generate from codes on the target mask, fuse onto `onto`'s image, paste back into its photo."""
-        from .align import paste_back
+               region_of: tuple[np.ndarray, ...] = (), weight: np.ndarray | None = None) -> EditResult:
+        """Generate from codes on the target mask, fuse onto `onto`'s image, paste back into its photo. `weight`
+        (S, S) in [0, 1] (`local_weight`): where the result may change, in the aligned result and in the photo (0:
+        the face's own bytes); None: the face and hair of both masks (and of `region_of`) are pasted back."""
+        from .align import paste_back, paste_weighted
         from .labels import face_hair_region
 
         target_mask = FaceMask(np.asarray(target, np.uint8))
         foreground = self.stage("generate").generate(codes, target_mask)
         result = keep_grey(self.stage("fuse").fuse(foreground, onto.image, target_mask, onto.mask), onto.image)
         pasted = None
-        if onto.photo is not None and onto.alignment is not None:
+        if weight is not None:
+            result = composite(onto.image, result, weight)
+            if onto.photo is not None and onto.alignment is not None:
+                pasted = paste_weighted(onto.photo, result, onto.alignment, weight)
+        elif onto.photo is not None and onto.alignment is not None:
             region = face_hair_region(target_mask.labels) | face_hair_region(onto.mask.labels)
             for extra in region_of:
                 region |= face_hair_region(extra)
@@ -115,7 +121,8 @@ class Pipeline:
         if ops is not None:
             ops = parse_ops(ops) if ops and isinstance(ops[0], str) else ops
             target = apply_ops(face.mask.labels, ops)
-        return self.render(self.encode(face), target, face)
+        target = np.asarray(target, np.uint8)
+        return self.render(self.encode(face), target, face, weight=edit_weight(face.mask.labels, target))
 
     def swap(self, source: PreparedFace, target: PreparedFace, *, shape: str = "target") -> EditResult:
         """The face of `source`, hair included, onto `target`'s photo. shape: whose mask shapes are kept."""
@@ -160,11 +167,57 @@ class Pipeline:
         else:
             codes = ComponentCodes(codes={**tgt.codes, **{n: src.codes[n] for n in components}}, mask=tgt.mask,
                                    encoder=tgt.encoder)
-        return self.render(codes, target.mask.labels, target)
+        return self.render(codes, target.mask.labels, target,
+                           weight=local_weight(components_region(target.mask.labels, components)))
 
     def synth(self, target: np.ndarray, sources: list[PreparedFace]) -> list[EditResult]:
         """Faces on one target mask, each with the components (and background) of one source."""
         return [self.render(self.encode(src), target, PreparedFace(src.image, src.mask)) for src in sources]
+
+
+# The band around changed pixels over which an edit fades into the face it leaves alone: a share of the crop side.
+EDIT_BAND = 0.006
+
+
+def local_weight(changed: np.ndarray, band: float = EDIT_BAND) -> np.ndarray:
+    """Blend weight (S, S) float32 of a local edit: 1 on the changed pixels, falling linearly to 0 over `band` × S
+    pixels around them, 0 everywhere else (those pixels keep the face's own bytes)."""
+    import cv2
+
+    changed = np.asarray(changed, bool)
+    if not changed.any():
+        return np.zeros(changed.shape, np.float32)
+    width = max(1.0, band * changed.shape[0])
+    dist = cv2.distanceTransform((~changed).astype(np.uint8), cv2.DIST_L2, 5)
+    return np.clip(1.0 - dist / (width + 1.0), 0.0, 1.0).astype(np.float32)
+
+
+# Where an edit reveals background (hair removed), strands the parser left outside the hair go with it: a wider band.
+REVEAL_BAND = 0.06
+
+
+def edit_weight(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """The blend weight of a mask edit: the changed labels with EDIT_BAND around them, and REVEAL_BAND around what
+    became background."""
+    weight = local_weight(after != before)
+    revealed = (after == 0) & (before != 0)
+    return np.maximum(weight, local_weight(revealed, REVEAL_BAND)) if revealed.any() else weight
+
+
+def composite(image: np.ndarray, result: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """`result` where weight is 1, `image` (byte for byte) where it is 0, mixed between."""
+    out = image.copy()
+    inside = weight > 0
+    a = weight[inside][:, None]
+    out[inside] = np.clip(image[inside] * (1 - a) + result[inside] * a + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def components_region(labels: np.ndarray, components) -> np.ndarray:
+    """(S, S) bool: the pixels of the named components (what a transfer of them may change)."""
+    from .labels import COMPONENTS
+
+    return np.isin(labels, [i for n in components for i in COMPONENTS[n].indices])
 
 
 def at_size(face: PreparedFace, size: int) -> PreparedFace:

@@ -25,6 +25,7 @@ TIMEOUT_S = 420  # per script; a hang fails the case instead of blocking the run
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
 
 NUM = r"-?\d+(?:\.\d+)?"  # a printed figure
+CELEBAHQ = CELEBAMASK.parent / "celebahq-1024"
 
 # (id, script, arguments, data it needs, patterns its output must hold). In arguments, {tmp} is the case's own
 # output folder, {helen}, {lfw}, {celebamask} the shared data folders.
@@ -45,6 +46,8 @@ CASES = [
     ("bench_classical", "bench_classical.py", [], (),  # runs from a clone of the repo: see classical_script
      [r"2 faces; mask accuracy", *(rf"{re.escape(e)} +{NUM} +{NUM} +{NUM} +{NUM} +\(2 faces"
                                    for e in ("hair->skin", "swap+", "transfer hair"))]),
+    ("bench_highres", "bench_highres.py", ["{celebahq}", "--limit", "1", "--ops", "grow:eyes:1"], ("celebahq",),
+     [rf"1 photos of .*celebahq-1024", rf"grow:eyes:1 +{NUM} +{NUM} +{NUM}"]),
     ("bench_infer", "bench_infer.py",
      ["--config", "tiny", "--batches", "1", "--runs", "1", "--rounds", "1", "--no-compile"], (),
      [r"round 1/1 done", rf"torch eager +│ +CPU .*│ +1 │ +{NUM} │",
@@ -102,7 +105,7 @@ def test_every_benchmark_has_a_case():
 
 
 def data_folders(needs) -> dict[str, str]:
-    where = {"helen": HELEN, "lfw": LFW, "celebamask": CELEBAMASK}
+    where = {"helen": HELEN, "lfw": LFW, "celebamask": CELEBAMASK, "celebahq": CELEBAHQ}
     for need in needs:
         if need == "ray":
             if importlib.util.find_spec("ray") is None:

@@ -30,7 +30,7 @@ def test_demo_writes_every_promised_file(tmp_path):
         result, photo = read_image(out / rel), read_image(out / "photos" / f"{base}.png")
         assert result.shape == photo.shape, rel
         changed = (result != photo).any(-1).mean()
-        assert 0.005 < changed < 0.5, (rel, changed)  # edited, but only the face and hair
+        assert 0.001 < changed < 0.5, (rel, changed)  # edited, but only what the edit is about
         assert (out / rel.replace(".png", ".aligned.png")).is_file()
     grid = read_image(out / "grid.png")
     assert grid.shape[0] > 300 and grid.shape[1] > 800

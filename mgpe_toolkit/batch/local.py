@@ -204,21 +204,51 @@ def learned_faces(runner, task: BatchTask, faces: list[PreparedFace], masks: lis
     return results
 
 
-def paste_learned(face: PreparedFace, mask: np.ndarray, aligned: np.ndarray) -> np.ndarray | None:
-    """A learned result pasted back into its photo over the face and hair of both masks (None: no photo)."""
-    from ..align import paste_back
+def edit_weight(task: BatchTask, face: PreparedFace, mask: np.ndarray) -> np.ndarray | None:
+    """Where a learned result may change the face, as Pipeline.edit and transfer decide it (pipeline.local_weight):
+    the changed labels of an edit, the transferred components; None for a swap (face and hair of both masks)."""
+    from ..pipeline import components_region, edit_weight, local_weight
+
+    if task.kind == "edit":
+        return edit_weight(face.mask.labels, mask)
+    if task.kind == "transfer":
+        return local_weight(components_region(face.mask.labels, task.components))
+    return None
+
+
+def paste_learned(face: PreparedFace, mask: np.ndarray, aligned: np.ndarray,
+                  weight: np.ndarray | None = None) -> np.ndarray | None:
+    """A learned result pasted back into its photo (None: no photo): with `weight` (edit_weight) only there, else
+    over the face and hair of both masks."""
+    from ..align import paste_back, paste_weighted
     from ..labels import face_hair_region
 
+    if face.photo is None:
+        return None
+    if weight is not None:
+        return paste_weighted(face.photo, aligned, face.alignment, weight)
     region = face_hair_region(mask) | face_hair_region(face.mask.labels)
-    return paste_back(face.photo, aligned, face.alignment, region) if face.photo is not None else None
+    return paste_back(face.photo, aligned, face.alignment, region)
+
+
+def local_results(task: BatchTask, faces: list[PreparedFace], masks: list[np.ndarray],
+                  images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """(aligned result, its edit_weight) per face: outside the weight, the face's own pixels."""
+    from ..pipeline import composite
+
+    out = []
+    for face, mask, aligned in zip(faces, masks, images):
+        weight = edit_weight(task, face, mask)
+        out.append((aligned if weight is None else composite(face.image, aligned, weight), weight))
+    return out
 
 
 def run_learned_batch(runner, task: BatchTask, items: list, source: PreparedFace | None) -> list[Outcome]:
     faces = [it[2] for it in items]
     masks = [it[3] for it in items]
-    images = learned_faces(runner, task, faces, masks, source)
-    return [write_result(photo, out, paste_learned(face, mask, aligned), aligned, task.aligned_out)
-            for (photo, out, face, mask), aligned in zip(items, images)]
+    images = local_results(task, faces, masks, learned_faces(runner, task, faces, masks, source))
+    return [write_result(photo, out, paste_learned(face, mask, aligned, weight), aligned, task.aligned_out)
+            for (photo, out, face, mask), (aligned, weight) in zip(items, images)]
 
 
 def default_batch_size(runner) -> int:

@@ -17,8 +17,8 @@ from typing import Callable, Iterator
 
 from ..errors import InputError, OutputError, UsageError
 from ..types import Outcome
-from .local import (BatchTask, edit_classical, learned_faces, paste_learned, prepare_one, split_finished,
-                    write_result)
+from .local import (BatchTask, edit_classical, learned_faces, local_results, paste_learned, prepare_one,
+                    split_finished, write_result)
 ACTOR_MEMORY = 512 * 2**20  # bytes each learned-stage actor reserves
 # The CPUs a learned-stage actor on CPUs reserves unless told: none. Its one onnxruntime thread then shares the
 # cores with the tasks, as the local engine's workers share them. Reserving a core idled it while the actor waited
@@ -190,10 +190,11 @@ class LearnedStages:
         live = [r for r in rows if not r["status"]]
         if live:
             prepared = [pickle.loads(r["payload"]) for r in live]
-            images = learned_faces(self.runner, self.task, [f for f, _ in prepared], [m for _, m in prepared],
-                                   self.source)
-            for r, (face, mask), aligned in zip(live, prepared, images):
-                r["payload"] = pickle.dumps((face, mask, aligned), protocol=5)
+            faces, masks = [f for f, _ in prepared], [m for _, m in prepared]
+            images = local_results(self.task, faces, masks, learned_faces(self.runner, self.task, faces, masks,
+                                                                          self.source))
+            for r, (face, mask), (aligned, weight) in zip(live, prepared, images):
+                r["payload"] = pickle.dumps((face, mask, aligned, weight), protocol=5)
         return {k: np.array([r[k] for r in rows], dtype=object) for k in batch}
 
 
@@ -201,8 +202,8 @@ def learned_paste_row(row: dict) -> dict:
     """CPU task: paste one learned result back into its photo."""
     if row["status"]:
         return row
-    face, mask, aligned = pickle.loads(row["payload"])
-    return dict(row, payload=pickle.dumps((paste_learned(face, mask, aligned), aligned), protocol=5))
+    face, mask, aligned, weight = pickle.loads(row["payload"])
+    return dict(row, payload=pickle.dumps((paste_learned(face, mask, aligned, weight), aligned), protocol=5))
 
 
 def write_row(row: dict, aligned_out: bool, before_write: Callable[[Path], None] | None = None) -> dict:
