@@ -177,6 +177,17 @@ def test_lists_of_paths_and_uris_as_source(photos, tmp_path):
         plan_list(str(tmp_path / "empty.csv"), str(tmp_path / "e"))
 
 
+def test_a_listed_photo_named_like_anothers_aligned_output_keeps_its_extension(tmp_path):
+    """With --aligned-out, `a.png` writes `a.aligned.png` beside it: a listed photo `a.aligned.jpg` must not."""
+    for name in ("a.png", "a.aligned.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "list.txt").write_text("a.png\na.aligned.jpg\n")
+    jobs, _ = plan_list(str(tmp_path / "list.txt"), str(tmp_path / "o"), (".aligned",))
+    assert [o.name for _, o in jobs] == ["a.png", "a.aligned_jpg.png"]
+    jobs, _ = plan_list(str(tmp_path / "list.txt"), str(tmp_path / "o"))
+    assert [o.name for _, o in jobs] == ["a.png", "a.aligned.png"]
+
+
 def test_actor_plan_shares_cpus_and_reserves_a_gpus_feeder():
     """On CPUs a learned-stage actor reserves no core by default (its one thread shares the tasks' cores: a
     reserved core idled while the actor waited for faces); with a GPU it reserves the task's share to feed it;

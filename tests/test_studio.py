@@ -280,6 +280,25 @@ def test_one_tabs_uploads_never_push_out_another_tabs_face(client, astronaut):
     assert client.get(f"/api/faces/{theirs[-1]}/mask.png")[0] == 200
 
 
+def test_a_tabs_ninth_upload_keeps_the_photos_it_shows(client, astronaut):
+    """The page holds its photo and second photo: uploads beyond the tab's KEEP_FACES push out older ones."""
+    from mgpe_toolkit.studio.session import KEEP_FACES
+
+    def upload(held=()):
+        status, body, _ = client.call("POST", "/api/faces?name=a.png", png(astronaut),
+                                      {"X-Mgpe-Tab": "tab-c", "X-Mgpe-Held": ",".join(held)})
+        assert status == 200, body
+        return json.loads(body)["id"]
+
+    second = upload()
+    photos = [upload((second,))]
+    for _ in range(KEEP_FACES):
+        photos.append(upload((photos[-1], second)))
+    assert client.get(f"/api/faces/{second}/mask.png")[0] == 200  # held all along: still there
+    assert client.get(f"/api/faces/{photos[0]}/mask.png")[0] == 404  # an older photo made room
+    assert client.get(f"/api/faces/{photos[-1]}/mask.png")[0] == 200
+
+
 def test_the_recipe_names_the_users_own_file(client, astronaut):
     face = client.json("POST", "/api/faces?name=" + urllib.parse.quote("my photo (1).png"), raw=png(astronaut))
     assert face["name"] == "my_photo__1_.png"  # what downloads are named after

@@ -57,10 +57,11 @@ def _list_uri(source: str) -> list[str]:
                   if i.type == pafs.FileType.File and Path(i.path).suffix.lower() in IMAGE_SUFFIXES)
 
 
-def plan_list(source: str, out: str) -> tuple[list[tuple[str | Path, Path]], int]:
+def plan_list(source: str, out: str, aux: tuple[str, ...] = ()) -> tuple[list[tuple[str | Path, Path]], int]:
     """(photo, output PNG) jobs for a list file or a URI, and how many listed files are not images. Outputs keep
     the photos' layout below their deepest common folder; photos that differ only in extension keep it in their
-    names, as in plan_jobs. Also readies the output folder (see ready_output_dir)."""
+    names, and so does a photo whose stem is another's plus one of the `aux` suffixes its job writes beside its
+    output, as in plan_jobs. Also readies the output folder (see ready_output_dir)."""
     from collections import Counter
 
     from ..io import IMAGE_SUFFIXES, ready_output_dir
@@ -72,9 +73,11 @@ def plan_list(source: str, out: str) -> tuple[list[tuple[str | Path, Path]], int
     bare = [p.split("://", 1)[-1] for p in photos]
     root = os.path.commonpath([os.path.dirname(b) or "." for b in bare])
     rel = [Path(os.path.relpath(b, root)).with_suffix("") for b in bare]
-    taken = Counter(r.as_posix().lower() for r in rel)
-    stems = [r.with_name(f"{r.name}_{Path(b).suffix[1:].lower()}") if taken[r.as_posix().lower()] > 1 else r
-             for r, b in zip(rel, bare)]
+    keys = [r.as_posix().lower() for r in rel]
+    taken = Counter(keys)
+    beside = {k + a.lower() for k in keys for a in aux}
+    stems = [r.with_name(f"{r.name}_{Path(b).suffix[1:].lower()}") if taken[k] > 1 or k in beside else r
+             for r, b, k in zip(rel, bare, keys)]
     ready_output_dir(out)
     jobs = [(p if "://" in p else Path(p), Path(out) / s.with_name(s.name + ".png")) for p, s in zip(photos, stems)]
     return jobs, len(listed) - len(photos)

@@ -98,7 +98,7 @@ def batch_cmd(
         if find_spec("ray") is None:
             fail("--engine ray needs Ray: pip install 'mgpe-toolkit[cluster]'")
     if engine == "ray" and is_list_or_uri(source):
-        jobs, not_images = plan_list(source, out)
+        jobs, not_images = plan_list(source, out, (".aligned",) if aligned_out else ())
     else:
         # plan_folder refuses layouts that lose photos; stems may hold dots (`my.photo`), so the suffix is added.
         planned, not_images = plan_folder(source, out, (".aligned",) if aligned_out else ())

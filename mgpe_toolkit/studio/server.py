@@ -195,7 +195,8 @@ def create_app(studio: Studio | None = None, *, allowed_hosts: list[str] | None 
             raise StudioError(f"{name}: {size / 2**20:.1f} MB is over the studio's limit of {limit / 2**20:.0f} MB",
                               413)
         tab = request.headers.get("x-mgpe-tab", "")[:64]  # the page's tab: each keeps its own faces
-        face = await run_in_threadpool(studio.upload, given, b"".join(chunks), tab)
+        held = tuple(request.headers.get("x-mgpe-held", "").split(",")[:2])  # the faces the tab shows
+        face = await run_in_threadpool(studio.upload, given, b"".join(chunks), tab, held)
         return JSONResponse(face_json(face))
 
     async def face_file(request: Request):

@@ -104,13 +104,13 @@ class Studio:
         self._store = threading.Lock()
 
     # -- the stores --------------------------------------------------------------------------------------
-    def _keep(self, store: OrderedDict, key: str, value, limit: int, owner: str) -> None:
-        """Keep `value`; drop the oldest of `owner`'s beyond `limit` (another tab's never), then the oldest of
-        all beyond KEEP_ALL."""
+    def _keep(self, store: OrderedDict, key: str, value, limit: int, owner: str, held: tuple[str, ...] = ()) -> None:
+        """Keep `value`; drop the oldest of `owner`'s beyond `limit` (another tab's never, nor those the tab still
+        `held` on screen: its photo and second photo), then the oldest of all beyond KEEP_ALL."""
         with self._store:
             store[key] = value
             mine = [k for k, v in store.items() if _owner(v) == owner]
-            for old in mine[:max(0, len(mine) - limit)]:
+            for old in [k for k in mine if k not in held][:max(0, len(mine) - limit)]:
                 del store[old]
             while len(store) > KEEP_ALL:
                 store.popitem(last=False)
@@ -132,7 +132,7 @@ class Studio:
         return found
 
     # -- the work ----------------------------------------------------------------------------------------
-    def upload(self, name: str | None, data: bytes, owner: str = "") -> StudioFace:
+    def upload(self, name: str | None, data: bytes, owner: str = "", held: tuple[str, ...] = ()) -> StudioFace:
         """Read an uploaded photo with the project's image reader, align its largest face and parse it. `owner`:
         the browser tab it came from; a tab's uploads never push another tab's faces out."""
         from ..io import read_image
@@ -160,7 +160,7 @@ class Studio:
             stages = {s: self.pipeline.implementation_name(s) for s in ("align", "parse")}
         studio_face = StudioFace(uuid.uuid4().hex[:12], name, face, time.perf_counter() - started, stages, owner,
                                  given)
-        self._keep(self.faces, studio_face.id, studio_face, KEEP_FACES, owner)
+        self._keep(self.faces, studio_face.id, studio_face, KEEP_FACES, owner, held)
         return studio_face
 
     def check_labels(self, face: StudioFace, labels: np.ndarray) -> np.ndarray:

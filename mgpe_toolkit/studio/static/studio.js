@@ -227,7 +227,10 @@
       return;
     }
     busy(`aligning and parsing ${file.name}…`, async () => {
-      const face = await request(`/api/faces?name=${encodeURIComponent(file.name)}`, { method: "POST", body: file });
+      // The photo and second photo on screen are held: a tab's ninth upload pushes out an older one, not them.
+      const held = [state.face, state.source].filter(Boolean).map((f) => f.id).join(",");
+      const face = await request(`/api/faces?name=${encodeURIComponent(file.name)}`,
+                                 { method: "POST", body: file, headers: { "X-Mgpe-Held": held } });
       if (role === "source") {
         state.source = face;
         $("#source-thumb").src = face.urls.aligned;
