@@ -129,6 +129,7 @@ def cases(root: Path, files: dict[str, Path]) -> list[Case]:
         Case("MGPE_MAX_PIXELS=abc", ["edit", "-m", "hair=skin", good, "-o", o / "x6.png"], o / "x6.png",
              env={"MGPE_MAX_PIXELS": "abc"}),
         Case("swap+ from no face", ["swap+", files["no-face.png"], good, "-o", o / "x7.png"], o / "x7.png"),
+        Case("-o onto another photo", ["edit", "-m", "hair=skin", good, "-o", files["no-face.png"]], None),
         Case("batch --swap-from truncated", ["batch", c, o / "b2", "--swap-from", files["truncated.jpg"]], o / "b2"),
         Case("batch --swap-from no face", ["batch", c, o / "b3", "--swap-from", files["no-face.png"]], o / "b3"),
         Case("train synthetic:0", ["train", "--data", "synthetic:0", "--out", o / "t1", "--steps", "1"], o / "t1"),

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from mgpe_toolkit.io import output_clash, same_file, write_image
+from mgpe_toolkit.io import output_clash, read_image, same_file, write_image
 from mgpe_toolkit.types import Alignment
 from run_cli import mgpe
 
@@ -58,6 +58,31 @@ def test_an_output_that_is_an_input_or_another_output_is_refused(files, args, sa
         return
     assert proc.returncode == 2 and said in text and len(text.strip().splitlines()) == 1, text
     assert _digests(files) == before
+
+
+@pytest.mark.parametrize("args, label", [
+    (("edit", "-m", "hair->skin", "{d}/p.png", "-o", "{d}/q.png"), "--out"),
+    (("swap+", "{d}/p.png", "{d}/face.png", "--aligned-out", "{d}/q.png"), "--aligned-out"),
+    (("transfer", "{d}/p.png", "--from", "{d}/face.png", "-c", "hair", "-o", "{d}/m.png"), "--out"),
+])
+def test_an_output_named_onto_an_existing_file_is_refused_without_overwrite(files, args, label):
+    before = _digests(files)
+    proc = mgpe(*(a.replace("{d}", str(files)) for a in args))
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and f"{label} " in text and "exists; pass --overwrite" in text, text
+    assert len(text.strip().splitlines()) == 1 and _digests(files) == before
+
+
+def test_overwrite_replaces_a_named_output_and_a_derived_one_is_replaced_anyway(tmp_path, astronaut):
+    write_image(tmp_path / "a.png", astronaut)
+    write_image(tmp_path / "old.png", np.zeros((8, 8, 3), np.uint8))
+    proc = mgpe("edit", "-m", "hair->skin", str(tmp_path / "a.png"), "-o", str(tmp_path / "old.png"), "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert read_image(tmp_path / "old.png").shape == astronaut.shape
+    for _ in range(2):  # the default name is this command's own result: a rerun replaces it
+        proc = mgpe("edit", "-m", "hair->skin", str(tmp_path / "a.png"), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a.edit.png").is_file()
 
 
 def test_output_clash_compares_resolved_paths_and_inodes(tmp_path):

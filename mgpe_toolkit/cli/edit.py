@@ -15,6 +15,7 @@ PARSER = typer.Option(None, "--parser", help=STAGE_HELP)
 ENCODER = typer.Option(None, "--encoder", help=STAGE_HELP)
 GENERATOR = typer.Option(None, "--generator", help=STAGE_HELP)
 FUSER = typer.Option(None, "--fuser", help=STAGE_HELP)
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace output files that exist (else refused).")
 WEIGHTS = typer.Option(None, "--weights", help="Learned weights (mgpe-gan.safetensors): selects the learned stages.")
 
 
@@ -63,11 +64,14 @@ def load_face(pipe, path: str, *, aligned: bool = False, mask: str | None = None
 
 
 def check_outputs(out: Path, aligned_out: Optional[str] = None, save_mask: Optional[str] = None, *,
-                  inputs: tuple[tuple[str, Optional[str]], ...] = ()) -> None:
-    """Every output a command names is checked before any work (not after minutes of it): writable, and neither
-    one of the command's `inputs` ((what, path); an aligned image brings the photo its sidecar names) nor another
-    of its outputs."""
+                  inputs: tuple[tuple[str, Optional[str]], ...] = (), named: bool = False,
+                  overwrite: bool = False) -> None:
+    """Every output a command names is checked before any work (not after minutes of it): writable, neither one
+    of the command's `inputs` ((what, path); an aligned image brings the photo its sidecar names) nor another of
+    its outputs, and, unless `overwrite`, not a file that exists already (`named`: --out was given, not derived;
+    a derived name is the command's own earlier result, replaced)."""
     from ..io import output_clash, output_problem, preview_path, sidecar_photo
+
 
     for label, path, mask in (("--out", out, False), ("--aligned-out", aligned_out, False),
                               ("--save-mask", save_mask, True)):
@@ -83,6 +87,9 @@ def check_outputs(out: Path, aligned_out: Optional[str] = None, save_mask: Optio
     clash = output_clash(outputs, given)
     if clash:
         fail(clash)
+    for label, path in (("--out", out if named else None), ("--aligned-out", aligned_out), ("--save-mask", save_mask)):
+        if path and not overwrite and Path(path).is_file():
+            fail(f"{label} {path}: the file exists; pass --overwrite to replace it")
 
 
 def write_result(result, out: Path, aligned_out: Optional[str], con, save_mask: Optional[str] = None) -> None:
@@ -138,6 +145,7 @@ def edit_cmd(
     generator: Optional[str] = GENERATOR,
     fuser: Optional[str] = FUSER,
     weights: Optional[str] = WEIGHTS,
+    overwrite: bool = OVERWRITE,
 ):
     """Edit a face through its mask: parse, apply the ops, regenerate, fuse, paste back into the photo."""
     from ..maskops import apply_ops, parse_ops
@@ -148,7 +156,7 @@ def edit_cmd(
         fail(f"--mask {mask}: no such file")
     ops = parse_ops(mask_op) if mask_op else None  # malformed ops fail here, before any work
     out_path = Path(out) if out else _default_out(image, "edit")
-    check_outputs(out_path, aligned_out, save_mask,
+    check_outputs(out_path, aligned_out, save_mask, named=bool(out), overwrite=overwrite,
                   inputs=(("IMAGE", image), ("--mask", mask), ("--source-mask", source_mask)))
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
     face = load_face(pipe, image, aligned=aligned, mask=source_mask)
@@ -193,12 +201,14 @@ def swap_cmd(
     generator: Optional[str] = GENERATOR,
     fuser: Optional[str] = FUSER,
     weights: Optional[str] = WEIGHTS,
+    overwrite: bool = OVERWRITE,
 ):
     """Face swap with hair: the face of SOURCE, hair included, onto the photo of TARGET."""
     if shape not in ("target", "source"):
         fail(f"--shape must be target or source, not {shape!r}")
     out_path = Path(out) if out else _default_out(target, "swap")
-    check_outputs(out_path, aligned_out, inputs=(("SOURCE", source), ("TARGET", target)))
+    check_outputs(out_path, aligned_out, inputs=(("SOURCE", source), ("TARGET", target)), named=bool(out),
+                  overwrite=overwrite)
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
     a = load_face(pipe, source, aligned=aligned)
     b = load_face(pipe, target, aligned=aligned)
@@ -220,6 +230,7 @@ def transfer_cmd(
     generator: Optional[str] = GENERATOR,
     fuser: Optional[str] = FUSER,
     weights: Optional[str] = WEIGHTS,
+    overwrite: bool = OVERWRITE,
 ):
     """Give TARGET the appearance of components of another face (hair colour, lips, beard via skin, eyes)."""
 
@@ -232,7 +243,8 @@ def transfer_cmd(
     if not names:
         fail("--component: name at least one component")
     out_path = Path(out) if out else _default_out(target, "transfer")
-    check_outputs(out_path, aligned_out, inputs=(("--from", source), ("TARGET", target)))
+    check_outputs(out_path, aligned_out, inputs=(("--from", source), ("TARGET", target)), named=bool(out),
+                  overwrite=overwrite)
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
     a = load_face(pipe, source, aligned=aligned)
     lacking = [n for n in names if not has_component(a.mask.labels, n)]
