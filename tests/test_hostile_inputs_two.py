@@ -64,6 +64,7 @@ def test_an_output_that_is_an_input_or_another_output_is_refused(files, args, sa
     (("edit", "-m", "hair->skin", "{d}/p.png", "-o", "{d}/q.png"), "--out"),
     (("swap+", "{d}/p.png", "{d}/face.png", "--aligned-out", "{d}/q.png"), "--aligned-out"),
     (("transfer", "{d}/p.png", "--from", "{d}/face.png", "-c", "hair", "-o", "{d}/m.png"), "--out"),
+    (("paste-back", "{d}/face.png", "-o", "{d}/q.png", "--region", "all"), "--out"),
 ])
 def test_an_output_named_onto_an_existing_file_is_refused_without_overwrite(files, args, label):
     before = _digests(files)

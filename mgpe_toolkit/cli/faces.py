@@ -72,6 +72,7 @@ def paste_back_cmd(
     region: str = typer.Option("face+hair", "--region", help="face+hair (labels of the mask) or all (whole crop)."),
     feather: float = typer.Option(0.03, "--feather", min=0.0, max=0.5, help="Blend ramp, × crop size."),
     parser: Optional[str] = typer.Option(None, "--parser", help="Parser used when --mask is not given."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists (else refused)."),
 ):
     """Warp an aligned result back into its original photo; pixels outside the region stay identical."""
     from pathlib import Path
@@ -107,6 +108,8 @@ def paste_back_cmd(
     clash = None if problem else output_clash([("--out", out)], inputs)
     if problem or clash:
         fail(f"--out {out}: {problem}" if problem else clash)
+    if not overwrite and Path(out).is_file():
+        fail(f"--out {out}: the file exists; pass --overwrite to replace it")
     face, original = read_image(src), read_image(photo_path)
     if face.shape[:2] != (alignment.size, alignment.size):
         fail(f"{src}: is {face.shape[1]}×{face.shape[0]}, its sidecar says {alignment.size}²")
