@@ -6,7 +6,8 @@ the component; the inner-mouth label alone is `inner_mouth`. A relabel target mu
 
 Ops:
   SRC->DST[@REGION]   relabel; REGION is `x0:x1,y0:y1` in 0..1 of width/height, or `forehead` (above the
-                      brows), `chin` (below the mouth), `left`/`right` (halves of the image)
+                      brows, within the face's width, up to the hairline), `chin` (below the mouth),
+                      `left`/`right` (halves of the image)
   grow:NAME:PX        dilate by PX pixels (disk); grown pixels overwrite what was there
   shrink:NAME:PX      erode by PX pixels; freed pixels take the nearest surrounding label
   move:NAME:DX,DY     shift by whole pixels (x right, y down)
@@ -87,17 +88,39 @@ class Region:
             out[:, half:] = self.name == "right"
             return out
         if self.name == "forehead":
-            ys = np.nonzero(np.isin(labels, [LABEL_INDEX["l_brow"], LABEL_INDEX["r_brow"]]))[0]
-            # Without brows, the template's brow line (~y 100 at 256²).
-            top = ys.min() if ys.size else int(round(100 * h / 256))
-            out[:top] = True
-            return out
+            return _forehead(labels)
         if self.name == "chin":
             ys = np.nonzero(np.isin(labels, COMPONENTS["mouth"].indices))[0]
             bottom = ys.max() + 1 if ys.size else int(round(200 * h / 256))
             out[bottom:] = True
             return out
         raise ValueError(self.name)
+
+
+def _forehead(labels: np.ndarray) -> np.ndarray:
+    """The forehead: above the brows, within the face's width (skin, brows and eyes at the brows' and eyes' rows),
+    up to the hairline, which the rule of thirds puts as far above the brows as the nose's base lies below them;
+    a rounded box (a superellipse), so an edit there follows a hairline's curve instead of a straight cut."""
+    h, w = labels.shape
+    out = np.zeros((h, w), dtype=bool)
+    brows = np.isin(labels, [LABEL_INDEX["l_brow"], LABEL_INDEX["r_brow"]])
+    ys = np.nonzero(brows)[0]
+    top = int(ys.min()) if ys.size else int(round(100 * h / 256))  # without brows: the template's brow line
+    eyes = np.isin(labels, COMPONENTS["left_eye"].indices + COMPONENTS["right_eye"].indices)
+    low = int(np.nonzero(eyes)[0].max()) + 1 if eyes.any() else top + max(1, round(20 * h / 256))
+    band = np.isin(labels[top:low], [LABEL_INDEX["skin"]]) | brows[top:low] | eyes[top:low]
+    xs = np.nonzero(band.any(0))[0]
+    if not xs.size:
+        out[:top] = True
+        return out
+    x0, x1 = xs.min(), xs.max() + 1
+    nose = np.nonzero(labels == LABEL_INDEX["nose"])[0]
+    height = float(nose.max() + 1 - top) if nose.size else 1.5 * top  # no nose: everything above the brows
+    yy, xx = np.mgrid[:top, :w]
+    dx = (xx + 0.5 - 0.5 * (x0 + x1)) / (0.5 * (x1 - x0))
+    dy = (top - yy - 0.5) / max(height, 1.0)
+    out[:top] = dx**4 + dy**4 <= 1
+    return out
 
 
 @dataclass(frozen=True)

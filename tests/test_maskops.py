@@ -29,12 +29,26 @@ def test_relabel_everywhere():
     assert np.array_equal(out[m != HA], m[m != HA])
 
 
-def test_relabel_at_forehead_touches_only_rows_above_the_brows():
+def test_relabel_at_forehead_touches_only_the_forehead():
     m = face()
     m[6:8, 1] = HA  # hair beside the cheek, below the brows
     out = apply_ops(m, ["hair->skin@forehead"])
-    assert (out[0:3][m[0:3] == HA] == SK).all()
+    assert (out[0:3, 2:10] == SK).all()  # above the brows, within the face's width
+    assert (out[0:3, [1, 10]] == HA).all()  # beside it: the hair at the temples stays
     assert (out[6:8, 1] == HA).all()
+
+
+def test_the_forehead_ends_at_the_hairline_and_follows_a_curve():
+    m = np.full((64, 64), HA, np.uint8)  # a fringe down to row 28
+    m[28:60, 12:52] = SK
+    m[30:32, 18:28], m[30:32, 36:46] = BR, RB
+    m[34:36, 20:26], m[34:36, 38:44] = LE, RE
+    m[36:45, 30:34] = NO  # the nose's base 15 rows below the brows: the hairline 15 rows above them
+    out = apply_ops(m, ["hair->skin@forehead"])
+    turned = (out == SK) & (m == HA)
+    assert turned[24:28, 14:50].all() and not turned[:14].any()  # up to the hairline, not the crown
+    assert not turned[:, :12].any() and not turned[:, 52:].any()  # within the face's width
+    assert 0 < turned[16].sum() < turned[27].sum()  # rounded: narrower near the hairline
 
 
 def test_relabel_in_a_relative_box():
