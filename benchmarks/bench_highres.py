@@ -8,6 +8,9 @@ into the photo. With --against REF, the same figures of commit REF's code (a tem
 subprocess) are printed beside them.
 
     python benchmarks/bench_highres.py [FOLDER] [--ops 'grow:eyes:1' 'hair->background'] [--against REF]
+
+--big W H: the photos are first scaled (cubic) to H high and padded (edge) to W wide, a 24-megapixel camera's frame
+by default (6000 4000), to time edits at that size.
 """
 from __future__ import annotations
 
@@ -45,7 +48,18 @@ def face_box(face, photo_shape) -> tuple[int, int, int, int]:
     return int(x0), int(y0), int(x1), int(y1)
 
 
-def measure(folder: Path, ops: list[str], limit: int) -> dict:
+def as_big(photo: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    import cv2
+
+    if not size:
+        return photo
+    w, h = size
+    scaled = cv2.resize(photo, (h * photo.shape[1] // photo.shape[0], h), interpolation=cv2.INTER_CUBIC)
+    pad = max(0, w - scaled.shape[1])
+    return np.pad(scaled, ((0, 0), (pad // 2, pad - pad // 2), (0, 0)), mode="edge")
+
+
+def measure(folder: Path, ops: list[str], limit: int, big: tuple[int, int] | None = None) -> dict:
     from mgpe_toolkit import Pipeline
     from mgpe_toolkit.io import list_images, read_image
 
@@ -54,7 +68,7 @@ def measure(folder: Path, ops: list[str], limit: int) -> dict:
     photos = list_images(folder)[:limit]
     pipe.prepare(read_image(photos[0]))  # warm up: graphs and models load once
     for path in photos:
-        photo = read_image(path)
+        photo = as_big(read_image(path), big)
         for op in ops:
             start = time.perf_counter()
             face = pipe.prepare(photo)
@@ -69,7 +83,7 @@ def measure(folder: Path, ops: list[str], limit: int) -> dict:
     return {"photos": len(photos), "ops": out}
 
 
-def measure_at(ref: str, folder: Path, ops: list[str], limit: int) -> dict:
+def measure_at(ref: str, folder: Path, ops: list[str], limit: int, big: tuple[int, int] | None = None) -> dict:
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "tree"
@@ -77,7 +91,8 @@ def measure_at(ref: str, folder: Path, ops: list[str], limit: int) -> dict:
         try:
             env = dict(os.environ, PYTHONPATH=str(tree), MGPE_MODELS=str(root / "models"))
             subprocess.run([sys.executable, str(root / "benchmarks" / "bench_highres.py"), str(folder.resolve()),
-                            "--ops", *ops, "--limit", str(limit), "--json", str(Path(tmp) / "r.json")],
+                            "--ops", *ops, "--limit", str(limit), "--json", str(Path(tmp) / "r.json"),
+                            *(["--big", *map(str, big)] if big else [])],
                            check=True, cwd=tree, env=env)
             return json.loads((Path(tmp) / "r.json").read_text())
         finally:
@@ -90,16 +105,18 @@ def main() -> None:
     ap.add_argument("--ops", nargs="+", default=["grow:eyes:1", "hair->background"])
     ap.add_argument("--limit", type=int, default=12, help="at most this many photos")
     ap.add_argument("--against", help="a commit whose code is measured beside this tree's")
+    ap.add_argument("--big", nargs=2, type=int, metavar=("W", "H"), help="scale and pad each photo to W×H first")
     ap.add_argument("--json", type=Path, help=argparse.SUPPRESS)  # measure_at's subprocess
     args = ap.parse_args()
     if not args.folder.is_dir():
         sys.exit(f"{args.folder}: no such folder (give a folder of sharp portraits)")
-    now = measure(args.folder, args.ops, args.limit)
+    big = tuple(args.big) if args.big else None
+    now = measure(args.folder, args.ops, args.limit, big)
     if args.json:
         args.json.write_text(json.dumps(now))
         return
-    old = measure_at(args.against, args.folder, args.ops, args.limit) if args.against else None
-    print(f"{now['photos']} photos of {args.folder}; face box = eyes, brows, nose, mouth; mean over photos"
+    old = measure_at(args.against, args.folder, args.ops, args.limit, big) if args.against else None
+    print(f"{now['photos']} photos of {args.folder}{f' at {big[0]}×{big[1]}' if big else ''}; face box = eyes, brows, nose, mouth; mean over photos"
           + (f"; before: {args.against}, after: this tree" if old else ""))
     print(f"{'op':<20}{'sharpness kept':>16}{'within 1 grey':>16}{'seconds':>10}")
     for op in args.ops:
