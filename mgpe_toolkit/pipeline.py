@@ -215,9 +215,9 @@ def composite(image: np.ndarray, result: np.ndarray, weight: np.ndarray) -> np.n
 
 def components_region(labels: np.ndarray, components) -> np.ndarray:
     """(S, S) bool: the pixels of the named components (what a transfer of them may change)."""
-    from .labels import COMPONENTS
+    from .labels import component_mask
 
-    return np.isin(labels, [i for n in components for i in COMPONENTS[n].indices])
+    return np.logical_or.reduce([component_mask(labels, n) for n in components])
 
 
 def at_size(face: PreparedFace, size: int) -> PreparedFace:
