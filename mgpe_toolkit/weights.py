@@ -121,13 +121,17 @@ def demo_weights() -> tuple[Path, Path | None]:
 
 
 # -- safetensors --------------------------------------------------------------------------------------------
+def nonfinite(tensors: dict) -> str | None:
+    """The name of the first floating tensor that holds NaN or inf, else None."""
+    return next((k for k, v in tensors.items() if v.is_floating_point() and not bool(v.isfinite().all())), None)
+
+
 def require_finite(tensors: dict, what: str) -> None:
     """DivergedError when a floating tensor holds NaN or inf: such weights are never written."""
-    import torch
 
     from .errors import DivergedError
 
-    bad = next((k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    bad = nonfinite(tensors)
     if bad is not None:
         raise DivergedError(f"{what}: {bad} holds NaN or inf (the run diverged: lower --lr); not written, "
                             "the last good checkpoint is kept")
@@ -167,7 +171,7 @@ def read_safetensors(path: str | os.PathLike, network: str | None = None):
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise InputError(path, f"not a readable safetensors file ({exc})") from None
-    bad = next((k for k, v in tensors.items() if v.is_floating_point() and not bool(v.isfinite().all())), None)
+    bad = nonfinite(tensors)
     if bad is not None:
         raise InputError(path, f"{bad} holds NaN or inf: weights of a training run that diverged")
     if network is not None and meta.get("network") != network:
