@@ -128,7 +128,6 @@ def nonfinite(tensors: dict) -> str | None:
 
 def require_finite(tensors: dict, what: str) -> None:
     """DivergedError when a floating tensor holds NaN or inf: such weights are never written."""
-
     from .errors import DivergedError
 
     bad = nonfinite(tensors)
