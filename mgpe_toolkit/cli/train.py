@@ -31,6 +31,28 @@ def _amp(precision: str) -> bool | None:
     return choices[precision]
 
 
+def _minutes_option():
+    return typer.Option(0.0, "--minutes", min=0, help="Stop after the first step that ends this many minutes after "
+                                                      "the command started, checkpointed (--resume continues; the "
+                                                      "learning-rate schedule still runs to --steps). 0: no limit. "
+                                                      "One process.")
+
+
+def _deadline(minutes: float, gpus: int, nproc: int) -> float | None:
+    import time
+
+    if minutes <= 0:
+        return None
+    if max(gpus, nproc) > 1:
+        fail("--minutes stops one process: leave it out with --gpus/--nproc")
+    return time.monotonic() + minutes * 60
+
+
+def _said_if_stopped(con, step: int, steps: int, minutes: float) -> None:
+    if step < steps:
+        con.print(f"stopped at the {minutes:g}-minute limit at step {step} of {steps}; --resume continues")
+
+
 def _gpus_option():
     return typer.Option(0, "--gpus", min=0, help="Train on this many GPUs of this machine, one process each "
                                                  "(DistributedDataParallel; the batch is split between them). "
@@ -93,7 +115,8 @@ def train_main(
                                "4.3 M parameters), paper (256², the authors' networks and losses, 163.6 M) or a JSON "
                                "file."),
     data: Optional[str] = typer.Option(None, "--data", help="Aligned images + masks: a folder with images/ and "
-                                                           "masks/, a CelebAMask-HQ folder, or synthetic:N."),
+                                                           "masks/, a CelebAMask-HQ folder, a travel pack or one of "
+                                                           "its parts (`mgpe train pack`), or synthetic:N."),
     masks: Optional[str] = typer.Option(None, "--masks", help="Mask folder paired with --data by file name."),
     labels: str = typer.Option("canonical", "--labels", help="Label order of the masks: canonical, helen, bisenet."),
     out: Optional[str] = typer.Option(None, "--out", help="Run folder (checkpoint, weights + card, samples, metrics)."),
@@ -114,6 +137,11 @@ def train_main(
     workers: Optional[int] = _workers_option(),
     precision: str = _precision_option(),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.safetensors."),
+    minutes: float = _minutes_option(),
+    compact: bool = typer.Option(False, "--compact-checkpoint", help="Checkpoints with Adam's moments in 8 bits "
+                                                                    "(about half the bytes; the run continues from "
+                                                                    "what it stored, so a resume is exact). For "
+                                                                    "runs whose checkpoint must travel."),
     gpus: int = _gpus_option(),
     nproc: int = _nproc_option(),
 ):
@@ -124,6 +152,7 @@ def train_main(
     if data is None or out is None:
         fail("`mgpe train` needs --data and --out (see `mgpe train --help`)")
     amp = _amp(precision)
+    deadline = _deadline(minutes, gpus, nproc)
     from ..data.sets import open_dataset
     from ..nets.config import load_config
     from ..train.gan import CHECKPOINT, WEIGHTS, GANTrainer, run_gan_training
@@ -148,7 +177,8 @@ def train_main(
         _record_command(out_dir / (Path(WEIGHTS).stem + ".json"), skip=2)
         return
     trainer = GANTrainer(dataset, out_dir, cfg, parser_weights=parser_weights, device=device, compile=compile_,
-                         graphs=graphs, warn=lambda m: con.print(styled("warning:", "yellow", m)), amp=amp)
+                         graphs=graphs, warn=lambda m: con.print(styled("warning:", "yellow", m)), amp=amp,
+                         compact=compact)
     if cfg.lambda_vgg > 0:
         said = trainer.use_perceptual(perceptual_weights)
         con.print(styled("perceptual loss:", "yellow" if trainer.vgg is None else "", said))
@@ -163,9 +193,10 @@ def train_main(
 
     _with_progress("train", trainer, steps, con, info,
                    lambda on_step: run_gan_training(trainer, steps, data_description=description, on_step=on_step,
-                                                    workers=workers))
+                                                    workers=workers, deadline=deadline))
     if trainer.world.main:
         _record_command(out_dir / (Path(WEIGHTS).stem + ".json"), skip=2)
+        _said_if_stopped(con, trainer.step, steps, minutes)
         console().print(f"wrote {out_dir / WEIGHTS} (+ model card) at step {trainer.step}; samples in "
                          f"{out_dir / 'samples'}")
 
@@ -232,7 +263,8 @@ def train_parser_cmd(
                                                        "image folder with --masks, a CelebAMask-HQ folder, "
                                                        "synthetic:N, or photos with hand-made hair masks "
                                                        "(images/ + hair/, the lfw-hair layout: pseudo-labelled, "
-                                                       "held-out people left out)."),
+                                                       "held-out people left out), or a travel pack or one of its "
+                                                       "parts (`mgpe train pack`)."),
     out: str = typer.Option(..., "--out", help="Run folder: checkpoint, parser-unet.safetensors + card, metrics."),
     masks: Optional[str] = typer.Option(None, "--masks", help="Mask folder paired with --data by file name."),
     labels: str = typer.Option("canonical", "--labels", help="Label order of the masks: canonical, helen, bisenet, "
@@ -264,6 +296,7 @@ def train_parser_cmd(
     workers: Optional[int] = _workers_option(),
     precision: str = _precision_option(),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoint.safetensors."),
+    minutes: float = _minutes_option(),
     gpus: int = _gpus_option(),
     nproc: int = _nproc_option(),
 ):
@@ -271,6 +304,7 @@ def train_parser_cmd(
     import json
 
     amp = _amp(precision)
+    deadline = _deadline(minutes, gpus, nproc)
 
     from ..data.sets import Mixture, open_dataset
     from ..train.parser import (
@@ -280,6 +314,7 @@ def train_parser_cmd(
         ParserTrainer,
         run_training,
     )
+    from ..data.pack import is_pack, is_pack_part
     from ..train.pseudo import is_celebamask_folder, is_hair_folder
 
     con = _run_console()
@@ -290,6 +325,8 @@ def train_parser_cmd(
     cache_root = Path(pseudo_labels) if pseudo_labels else out_dir / "pseudo-labels"
 
     def part(d: str):
+        if is_pack(Path(d)) or is_pack_part(Path(d)):
+            return _packed(Path(d), hair_labels == "hair-only")
         if is_hair_folder(Path(d)):
             return _cached_photos(Path(d), cache_root, con, "pseudo", hair_labels == "hair-only")
         if labels == "celebamask":
@@ -298,7 +335,7 @@ def train_parser_cmd(
             return _cached_photos(Path(d), cache_root, con, "celebamask")
         return open_dataset(d, masks, labels, size)
 
-    parts = [part(d) for d in data]  # labelled and aligned once, before any launch
+    parts = [p for d in data for p in _flat(part(d))]  # labelled and aligned once, before any launch
     dataset = parts[0] if len(parts) == 1 else Mixture(parts, balanced=balance)
     if _launched(gpus, nproc, device, out_dir / CHECKPOINT, batch):
         _record_command(out_dir / (Path(WEIGHTS).stem + ".json"), skip=3)
@@ -314,11 +351,12 @@ def train_parser_cmd(
               f"class weights: {json.dumps([round(float(w), 2) for w in trainer.weights])}")
     _with_progress("train parser", trainer, steps, con, lambda loss: f"loss {loss:.3f}",
                    lambda on_step: run_training(trainer, steps, data_description=description, on_step=on_step,
-                                               workers=workers))
+                                               workers=workers, deadline=deadline))
     if not trainer.world.main:
         return
     card = out_dir / (Path(WEIGHTS).stem + ".json")
     _record_command(card, skip=3)
+    _said_if_stopped(con, trainer.step, steps, minutes)
     console().print(f"wrote {out_dir / WEIGHTS} (+ {card.name}) at step {trainer.step}; use it with "
                      f"`--parser unet` after copying it to models/ or setting MGPE_MODELS={out_dir}")
 
@@ -349,3 +387,71 @@ def _cached_photos(root: Path, cache_root: Path, con, kind: str, hair_only: bool
                         progress=lambda done, total: progress.update(task, completed=done, total=total),
                         warn=lambda m: con.print(styled("skipped:", "yellow", m)))
     return CachedPhotos(LabelCache.open(root, folder), "train", hair_only=hair_only)
+
+
+def _flat(dataset) -> list:
+    """A pack's parts count as separate --data (for --balance)."""
+    return list(dataset) if isinstance(dataset, list) else [dataset]
+
+
+def _packed(root: Path, hair_only: bool) -> list:
+    """The parts of a travel pack (or one part) as parser training data; hair-only applies to hair folders' parts."""
+    from ..data.pack import PackedPhotos, pack_parts
+
+    parts = [PackedPhotos(p) for p in pack_parts(root)]
+    return [PackedPhotos(p.root, hair_only=True) if hair_only and p.kind == "pseudo" else p for p in parts]
+
+
+TERMS = {
+    "celebamask": "CelebAMask-HQ (Lee et al., CVPR 2020): non-commercial research and educational use only",
+    "pseudo": "LFW and LFW Part Labels (University of Massachusetts Amherst): for research use",
+}
+
+
+@train_app.command("pack")
+def train_pack_cmd(
+    data: list[str] = typer.Option(..., "--data", help="Repeatable. Photos with hand-made hair masks (images/ + "
+                                                       "hair/, the lfw-hair layout) or, with --labels celebamask, "
+                                                       "portraits with images/ + masks/ (celebamask-mini)."),
+    out: str = typer.Option(..., "--out", help="The pack folder (one subfolder per --data, pack.json, README.md)."),
+    labels: str = typer.Option("celebamask", "--labels", help="What an images/ + masks/ folder holds: celebamask "
+                                                             "(its order and sides)."),
+    pseudo_labels: Optional[str] = typer.Option(None, "--pseudo-labels", help="Where the label caches are (built "
+                                                "here when missing; default OUT/../caches)."),
+    quality: int = typer.Option(85, "--quality", min=50, max=100, help="JPEG quality of the stored crops."),
+    aligned: bool = typer.Option(False, "--aligned", help="Keep only the aligned 256² crops and their masks (what "
+                                                         "`mgpe train` reads; about a third of the bytes), not the "
+                                                         "wider context crops the parser trains on."),
+):
+    """Pack the training split of real-photo data (aligned crops + labels, the held-out split left out) into one
+    small folder, for `mgpe train parser --data PACK` and `mgpe train --data PACK/PART` on a machine without the
+    photos or mediapipe (e.g. a lent GPU: see benchmarks/gpu_parser.sh)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ..data.pack import write_pack_file, write_part
+    from ..train.pseudo import CONTEXT_SIZE, SIZE, is_celebamask_folder, is_hair_folder
+
+    con = console(stderr=True)
+    out_dir = Path(out)
+    cache_root = Path(pseudo_labels) if pseudo_labels else out_dir.parent / "caches"
+    if labels != "celebamask":
+        raise typer.BadParameter(f"must be celebamask, not {labels!r}", param_hint="--labels")
+    for d in data:
+        root = Path(d)
+        if is_hair_folder(root):
+            kind = "pseudo"
+        elif is_celebamask_folder(root):
+            kind = "celebamask"
+        else:
+            fail(f"{root}: expected images/ + hair/ (hair masks) or images/ + masks/ (celebamask)")
+        photos = _cached_photos(root, cache_root, con, kind)
+        name = root.resolve().name
+        with Progress(TextColumn(f"[bold]packing {name}[/]"), BarColumn(), MofNCompleteColumn(),
+                      console=con) as progress:
+            task = progress.add_task("pack", total=len(photos.names))
+            write_part(photos.cache, photos.names, out_dir / name, size=SIZE, context_size=CONTEXT_SIZE,
+                       source=photos.describe(), terms=TERMS[kind],
+                       quality=quality, aligned=aligned, progress=lambda done, total: progress.update(task, completed=done))
+    parts = write_pack_file(out_dir)
+    total = sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file())
+    console().print(f"wrote {out_dir}: {len(parts)} part(s) ({', '.join(parts)}), {total / 2 ** 20:.1f} MiB")

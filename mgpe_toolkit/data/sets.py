@@ -98,7 +98,7 @@ class PairFolder:
 
 def open_dataset(data: str, masks: str | None = None, labels: str = "canonical", size: int = 128,
                  option: str = "--data") -> Dataset:
-    """`synthetic:N`, a CelebAMask-HQ folder, a folder with images/ and masks/ (or labels/) inside, or an image
+    """`synthetic:N`, a travel pack or one of its parts (data.pack), a CelebAMask-HQ folder, a folder with images/ and masks/ (or labels/) inside, or an image
     folder plus `masks` (e.g. what `mgpe align` + `mgpe parse` write; Helen with labels="helen")."""
     if data.startswith("synthetic:"):
         try:
@@ -112,6 +112,11 @@ def open_dataset(data: str, masks: str | None = None, labels: str = "canonical",
     if not root.is_dir():
         hint = " (the built-in portraits are synthetic:N, e.g. synthetic:1000)" if data == "synthetic" else ""
         raise UsageError(f"{option} {data}: no such folder{hint}")
+    from .pack import AlignedPack, is_pack, is_pack_part, pack_parts
+
+    if is_pack(root) or is_pack_part(root):
+        parts = [AlignedPack(p) for p in pack_parts(root)]
+        return parts[0] if len(parts) == 1 else Mixture(parts)
     if (root / "CelebAMask-HQ-mask-anno").is_dir():
         return CelebAMaskHQ(root)
     if masks:

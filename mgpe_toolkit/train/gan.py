@@ -90,15 +90,17 @@ class GANBatches(BatchMaker):
 class GANTrainer:
     def __init__(self, dataset: Dataset, out: str | Path, config: GANConfig, *, parser_weights: str | Path | None,
                  device: str = "auto", compile: bool = False, warn: Callable[[str], None] | None = None,
-                 amp: bool | None = None, channels_last: bool | None = None, graphs: bool = False):
+                 amp: bool | None = None, channels_last: bool | None = None, graphs: bool = False,
+                 compact: bool = False):
         """amp (bf16 autocast) and channels_last default to True on CUDA, False elsewhere. graphs: compile the
-        networks with CUDA graphs (torch.compile mode reduce-overhead), one CUDA process only."""
+        networks with CUDA graphs (torch.compile mode reduce-overhead), one CUDA process only. compact: write
+        compact checkpoints (train.checkpoint: Adam's moments in 8 bits, about half the bytes)."""
         import torch
 
         from ..nets.discriminator import MultiScaleDiscriminator
         from ..nets.framework import MaskGuidedFramework
 
-        self.config, self.out = config, Path(out)
+        self.config, self.out, self.compact = config, Path(out), compact
         self.world, self.device = ddp.join(pick_device(device))
         if graphs and (self.device.type != "cuda" or self.world.active):
             where = f"{self.world.size} processes" if self.world.active else f"device {self.device}"
@@ -368,7 +370,8 @@ class GANTrainer:
         self.out.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.out / CHECKPOINT, step=self.step, models=self._models(),
                         optimizers={"G": self.opt_g, "D": self.opt_d}, config=self.config.to_dict(),
-                        extra={**self.parser_info, "data": data_description, "world_size": self.world.size})
+                        extra={**self.parser_info, "data": data_description, "world_size": self.world.size},
+                        compact=self.compact)
         return save_generator(self.G, self.out / WEIGHTS, step=self.step, data=data_description,
                                 extra={**self.parser_info, **self.vgg_info, **run_state(self.step, target),
                                        "precision": precision_name(self.amp)})
@@ -405,11 +408,12 @@ class GANTrainer:
 
 
 def run_gan_training(trainer: GANTrainer, steps: int, *, data_description: str,
-                     on_step: Callable[[int, dict], None] | None = None, workers: int | None = None) -> list[dict]:
-    """Train until `steps` total steps (loop.run_steps), a sample grid every config.image_every steps and at the
-    end; `workers` data-loading processes (None: default_workers)."""
+                     on_step: Callable[[int, dict], None] | None = None, workers: int | None = None,
+                     deadline: float | None = None) -> list[dict]:
+    """Train until `steps` total steps (loop.run_steps; or `deadline`), a sample grid every config.image_every steps
+    and at the end; `workers` data-loading processes (None: default_workers)."""
     return run_steps(trainer, steps, data_description=data_description, on_step=on_step, workers=workers,
-                     every_step=_write_samples)
+                     every_step=_write_samples, deadline=deadline)
 
 
 def _write_samples(trainer: GANTrainer, log: RunLog, steps: int) -> None:

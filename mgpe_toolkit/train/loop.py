@@ -218,12 +218,15 @@ class RunLog:
 
 def run_steps(trainer, steps: int, *, data_description: str, on_step: Callable | None = None,
               workers: int | None = None, named: Callable[[object], dict[str, float]] = lambda out: out,
-              every_step: Callable | None = None) -> list:
+              every_step: Callable | None = None, deadline: float | None = None) -> list:
     """The run-loop of both trainers: train until `steps` total steps, each step's losses (`named` turns what the
     trainer's step returns into {name: value}) logged, checked (a non-finite loss stops the run: DivergedError)
     and passed to `on_step`; rank 0 alone then runs `every_step(trainer, log, steps)` (samples) and checkpoints
     every config.checkpoint_every steps and at the end. `workers` data-loading processes (None: default_workers).
-    Returns what each step returned."""
+    `deadline` (time.monotonic(); one process only): stop after the first step that ends past it, checkpointed, so
+    that `--resume` continues there. Returns what each step returned."""
+    import time
+
     from . import ddp
     from .checkpoint import stop_if_diverged
 
@@ -244,8 +247,11 @@ def run_steps(trainer, steps: int, *, data_description: str, on_step: Callable |
                     on_step(trainer.step, out)
                 if main and every_step is not None:
                     every_step(trainer, log, steps)
-                if main and (trainer.step % trainer.config.checkpoint_every == 0 or trainer.step == steps):
+                late = deadline is not None and time.monotonic() >= deadline
+                if main and (trainer.step % trainer.config.checkpoint_every == 0 or trainer.step == steps or late):
                     trainer.save(data_description, target=steps)
+                if late:
+                    break
     finally:
         log.close()
     return history

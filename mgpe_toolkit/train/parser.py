@@ -231,8 +231,9 @@ class ParserTrainer:
 
 
 def run_training(trainer: ParserTrainer, steps: int, *, data_description: str,
-                 on_step: Callable[[int, float], None] | None = None, workers: int | None = None) -> list[float]:
-    """Train until `steps` total steps (loop.run_steps), checkpointing every config.checkpoint_every and at the
-    end; `workers` data-loading processes (None: loop.default_workers)."""
+                 on_step: Callable[[int, float], None] | None = None, workers: int | None = None,
+                 deadline: float | None = None) -> list[float]:
+    """Train until `steps` total steps (loop.run_steps; or `deadline`), checkpointing every
+    config.checkpoint_every and at the end; `workers` data-loading processes (None: loop.default_workers)."""
     return run_steps(trainer, steps, data_description=data_description, on_step=on_step, workers=workers,
-                     named=lambda loss: {"parser_ce": loss})
+                     named=lambda loss: {"parser_ce": loss}, deadline=deadline)
