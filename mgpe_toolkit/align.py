@@ -66,6 +66,25 @@ def align_from_landmarks(image: np.ndarray, landmarks: np.ndarray, size: int = 2
     return AlignedFace(image=crop, alignment=alignment)
 
 
+def native_size(alignment: Alignment, cap: int) -> int:
+    """The crop side at which one crop pixel is (at least) one photo pixel, a multiple of 32 from 256 to `cap`:
+    the working size of an edit that keeps the detail the photo has."""
+    per_photo_px = float(np.sqrt(abs(np.linalg.det(np.asarray(alignment.matrix)[:, :2]))))  # crop px / photo px
+    side = alignment.size / max(per_photo_px, 1e-9)
+    return int(min(max(cap, 256), max(256, 32 * int(np.ceil(side / 32 - 1e-6)))))
+
+
+def resized(face: AlignedFace, image: np.ndarray, size: int) -> AlignedFace:
+    """The same alignment at another crop size (the template scales with the crop), cut again from the photo."""
+    if size == face.alignment.size:
+        return face
+    a = face.alignment
+    matrix = np.asarray(a.matrix, np.float64) * (size / a.size)
+    alignment = Alignment(matrix=matrix, size=size, landmarks=a.landmarks, score=a.score, source_path=a.source_path,
+                          source_size=a.source_size, aligner=a.aligner)
+    return AlignedFace(image=warp_crop(image, matrix, size), alignment=alignment)
+
+
 def zoomed(matrix: np.ndarray, size: int, scale: float) -> np.ndarray:
     """A photo -> crop matrix whose crop shows the face `scale` × as large about the crop's centre (scale < 1:
     more of the photo around the aligned face)."""

@@ -46,8 +46,8 @@ CASES = [
     ("bench_classical", "bench_classical.py", [], (),  # runs from a clone of the repo: see classical_script
      [r"2 faces; mask accuracy", *(rf"{re.escape(e)} +{NUM} +{NUM} +{NUM} +{NUM} +\(2 faces"
                                    for e in ("hair->skin", "swap+", "transfer hair"))]),
-    ("bench_highres", "bench_highres.py", ["{celebahq}", "--limit", "1", "--ops", "grow:eyes:1"], ("celebahq",),
-     [r"1 photos of .*celebahq-1024", rf"grow:eyes:1 +{NUM} +{NUM} +{NUM}"]),
+    ("bench_highres", "bench_highres.py", ["{celebahq}", "--limit", "1", "--ops", "grow:eyes:1", "swap+"],
+     ("celebahq",), [r"1 photos of .*celebahq-1024", rf"grow:eyes:1 +{NUM} +{NUM} +{NUM}", rf"swap\+ +{NUM} +{NUM}"]),
     ("bench_infer", "bench_infer.py",
      ["--config", "tiny", "--batches", "1", "--runs", "1", "--rounds", "1", "--no-compile"], (),
      [r"round 1/1 done", rf"torch eager +│ +CPU .*│ +1 │ +{NUM} │",

@@ -157,6 +157,21 @@ def test_cli_edit_writes_result_mask_and_aligned(photos, tmp_path, astronaut):
     assert proc.returncode == 0, proc.stderr
 
 
+def test_cli_edits_a_large_face_at_its_own_resolution(tmp_path, astronaut):
+    photo = cv2.resize(astronaut[20:300, 110:390], (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    write_image(tmp_path / "big.png", photo)
+    sides = {}
+    for size in ("native", "256"):
+        proc = mgpe("edit", "--mask-op", "grow:eyes:1", tmp_path / "big.png", "--size", size, "-o",
+                    tmp_path / f"o{size}.png", "--aligned-out", tmp_path / f"a{size}.png")
+        assert proc.returncode == 0, proc.stderr
+        assert read_image(tmp_path / f"o{size}.png").shape == photo.shape
+        sides[size] = read_image(tmp_path / f"a{size}.png").shape[0]
+    assert sides["256"] == 256 and 512 <= sides["native"] <= 768, sides
+    proc = mgpe("edit", "--mask-op", "grow:eyes:1", tmp_path / "big.png", "--size", "100")
+    assert proc.returncode == 2 and "--size must be native or a multiple of 32" in proc.stderr
+
+
 def test_cli_swap_transfer_synth(photos, tmp_path):
     proc = mgpe("swap+", photos / "astro.png", photos / "grace.png", "-o", tmp_path / "s.png")
     assert proc.returncode == 0, proc.stderr

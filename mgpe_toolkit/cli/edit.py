@@ -17,6 +17,18 @@ GENERATOR = typer.Option(None, "--generator", help=STAGE_HELP)
 FUSER = typer.Option(None, "--fuser", help=STAGE_HELP)
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace output files that exist (else refused).")
 WEIGHTS = typer.Option(None, "--weights", help="Learned weights (mgpe-gan.safetensors): selects the learned stages.")
+SIZE = typer.Option("native", "--size", help="Working size of a photo's aligned face: native (the face's own "
+                                             "resolution, 256 to 768 px, so a sharp portrait stays sharp) or a side "
+                                             "in pixels (a multiple of 32).")
+
+
+def _size(value: str) -> int | str:
+    """--size: "native" or a side in pixels, checked before any work."""
+    if value == "native":
+        return value
+    if not value.isdigit() or not 64 <= int(value) <= 4096 or int(value) % 32:
+        fail(f"--size must be native or a multiple of 32 from 64 to 4096, not {value!r}")
+    return int(value)
 
 
 def _pipeline(parser, encoder, generator, fuser, weights):
@@ -25,8 +37,8 @@ def _pipeline(parser, encoder, generator, fuser, weights):
     return Pipeline.learned(weights, parse=parser, encode=encoder, generate=generator, fuse=fuser)
 
 
-def load_face(pipe, path: str, *, aligned: bool = False, mask: str | None = None):
-    """A PreparedFace from a file: a photo (aligned here), an aligned image (with its sidecar, the photo
+def load_face(pipe, path: str, *, aligned: bool = False, mask: str | None = None, size: int | str = "native"):
+    """A PreparedFace from a file: a photo (aligned here at `size`), an aligned image (with its sidecar, the photo
     comes too, for paste-back), or an aligned image given with --aligned."""
     from ..errors import InputError, MgpeError, NoFaceError
     from ..io import read_image, read_mask
@@ -56,7 +68,7 @@ def load_face(pipe, path: str, *, aligned: bool = False, mask: str | None = None
             if src is not None and src.is_file():
                 face.photo = read_image(src)
             return face
-        return pipe.prepare(image, mask=labels)  # the photo's own mask: warped into the aligned crop
+        return pipe.prepare(image, mask=labels, size=size)  # the photo's own mask: warped into the aligned crop
     except NoFaceError:
         fail(f"{p}: no face found", EXIT_SOME_FAILED)
     except MgpeError as exc:
@@ -145,6 +157,7 @@ def edit_cmd(
     generator: Optional[str] = GENERATOR,
     fuser: Optional[str] = FUSER,
     weights: Optional[str] = WEIGHTS,
+    size: str = SIZE,
     overwrite: bool = OVERWRITE,
 ):
     """Edit a face through its mask: parse, apply the ops, regenerate, fuse, paste back into the photo."""
@@ -155,11 +168,12 @@ def edit_cmd(
     if mask and not Path(mask).exists():
         fail(f"--mask {mask}: no such file")
     ops = parse_ops(mask_op) if mask_op else None  # malformed ops fail here, before any work
+    work = _size(size)
     out_path = Path(out) if out else _default_out(image, "edit")
     check_outputs(out_path, aligned_out, save_mask, named=bool(out), overwrite=overwrite,
                   inputs=(("IMAGE", image), ("--mask", mask), ("--source-mask", source_mask)))
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
-    face = load_face(pipe, image, aligned=aligned, mask=source_mask)
+    face = load_face(pipe, image, aligned=aligned, mask=source_mask, size=work)
     if ops is not None:
         target = _run(lambda: apply_ops(face.mask.labels, ops), image)
     else:
@@ -201,17 +215,19 @@ def swap_cmd(
     generator: Optional[str] = GENERATOR,
     fuser: Optional[str] = FUSER,
     weights: Optional[str] = WEIGHTS,
+    size: str = SIZE,
     overwrite: bool = OVERWRITE,
 ):
     """Face swap with hair: the face of SOURCE, hair included, onto the photo of TARGET."""
     if shape not in ("target", "source"):
         fail(f"--shape must be target or source, not {shape!r}")
+    work = _size(size)
     out_path = Path(out) if out else _default_out(target, "swap")
     check_outputs(out_path, aligned_out, inputs=(("SOURCE", source), ("TARGET", target)), named=bool(out),
                   overwrite=overwrite)
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
-    a = load_face(pipe, source, aligned=aligned)
-    b = load_face(pipe, target, aligned=aligned)
+    a = load_face(pipe, source, aligned=aligned, size=work)
+    b = load_face(pipe, target, aligned=aligned, size=work)
     result = _run(lambda: pipe.swap(a, b, shape=shape), f"{source} -> {target}")
     write_result(result, out_path, aligned_out, console())
 
@@ -230,6 +246,7 @@ def transfer_cmd(
     generator: Optional[str] = GENERATOR,
     fuser: Optional[str] = FUSER,
     weights: Optional[str] = WEIGHTS,
+    size: str = SIZE,
     overwrite: bool = OVERWRITE,
 ):
     """Give TARGET the appearance of components of another face (hair colour, lips, beard via skin, eyes)."""
@@ -242,17 +259,18 @@ def transfer_cmd(
         fail(f"--component {exc}")
     if not names:
         fail("--component: name at least one component")
+    work = _size(size)
     out_path = Path(out) if out else _default_out(target, "transfer")
     check_outputs(out_path, aligned_out, inputs=(("--from", source), ("TARGET", target)), named=bool(out),
                   overwrite=overwrite)
     pipe = _pipeline(parser, encoder, generator, fuser, weights)
-    a = load_face(pipe, source, aligned=aligned)
+    a = load_face(pipe, source, aligned=aligned, size=work)
     lacking = [n for n in names if not has_component(a.mask.labels, n)]
     if lacking:
         fail(f"{source}: has no {' or '.join(lacking)} in its mask (bald or covered?) to take: leave "
              f"{'it' if len(lacking) == 1 else 'them'} out of --component or take {'it' if len(lacking) == 1 else 'them'} "
              "from another face", EXIT_SOME_FAILED)
-    b = load_face(pipe, target, aligned=aligned)
+    b = load_face(pipe, target, aligned=aligned, size=work)
     result = _run(lambda: pipe.transfer(a, b, names), f"{source} -> {target}")
     write_result(result, out_path, aligned_out, console())
 

@@ -30,12 +30,20 @@ SKIN = list(COMPONENTS["skin"].indices)
 
 
 def _smooth(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    """Normalised convolution: a blur of `values` that counts only where `weight` is 1, spread everywhere."""
+    """Normalised convolution: a blur of `values` that counts only where `weight` is 1, spread everywhere. A wide
+    blur runs on a copy shrunk to about 4 px per sigma and comes back bilinear (the same field, a fraction of the
+    time on a large crop)."""
     import cv2
 
-    num = cv2.GaussianBlur(values * weight, (0, 0), sigma)
-    den = cv2.GaussianBlur(weight, (0, 0), sigma)
-    return num / np.maximum(den, 1e-3)
+    h, w = values.shape[:2]
+    step = max(1, int(sigma // 4))
+    num, den = values * weight, weight
+    if step > 1:
+        small = (max(1, w // step), max(1, h // step))
+        num, den = (cv2.resize(a, small, interpolation=cv2.INTER_AREA) for a in (num, den))
+    num, den = (cv2.GaussianBlur(a, (0, 0), sigma * num.shape[1] / w) for a in (num, den))
+    out = num / np.maximum(den, 1e-3)
+    return out if step == 1 else cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def harmonise(foreground: np.ndarray, photo: np.ndarray, target: np.ndarray, photo_labels: np.ndarray,
