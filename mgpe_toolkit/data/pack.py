@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from ..labels import IGNORE, LABEL_INDEX, NOT_HAIR
+from .sample import Sample
 
 PACK_FILE = "pack.json"
 PART_FILE = "index.json"
@@ -167,8 +168,6 @@ class PackedPhotos:
         return image, labels, str(image_path)
 
     def load(self, index: int):
-        from .sets import Sample
-
         image, labels, name = self._read(index)
         if self.hair_only:
             hair = LABEL_INDEX["hair"]
@@ -215,8 +214,6 @@ class AlignedPack:
         return len(self.part)
 
     def load(self, index: int):
-        from .sets import Sample
-
         image, labels, name = self.part._read(index)
         return Sample(*aligned_centre(image, labels, self.part.size), name)
 

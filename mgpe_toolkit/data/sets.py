@@ -6,7 +6,6 @@ Every dataset answers `len()` and `load(i) -> Sample`; `load` raises InputError 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -14,18 +13,9 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from ..labels import LABEL_INDEX, NOT_HAIR, SWAP_SIDES, from_bisenet, from_helen
+from .sample import Sample
 
 LABEL_FORMATS = ("canonical", "helen", "bisenet")
-
-
-@dataclass
-class Sample:
-    image: np.ndarray  # (S, S, 3) uint8 RGB
-    mask: np.ndarray  # (S, S) uint8 canonical labels (IGNORE where unsure)
-    name: str
-    # How much wider than the aligned crop the sample's frame is: 1 for an aligned crop; above 1, the aligned crop
-    # is the frame's centre 1/context.
-    context: float = 1.0
 
 
 class Dataset(Protocol):

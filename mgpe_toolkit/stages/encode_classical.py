@@ -56,6 +56,9 @@ class PatchCode:
     # The target's own component (a swap): where this code, warped, leaves the target's region bare, the target's
     # pixels are taken there, recoloured like this code.
     under: "PatchCode | None" = None
+    # A swap's dense correspondence: the face mesh of this code's face and of the target's, in aligned pixels (N, 2)
+    # each; the skin is then warped piecewise along it instead of by one similarity.
+    mesh_to: "tuple[np.ndarray, np.ndarray] | None" = None
 
 
 def anchors_of(mask: np.ndarray) -> np.ndarray:
@@ -67,6 +70,24 @@ def lab_pixels(image: np.ndarray, region: np.ndarray) -> np.ndarray:
 
     lab = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2LAB).astype(np.float32)
     return lab[region]
+
+
+_MESH: list = []  # one face-mesh graph for every swap of the process
+
+
+def face_mesh(image: np.ndarray) -> np.ndarray | None:
+    """The face mesh of an aligned face in its pixels (N, 2), or None where the mesh finds none (or mediapipe is
+    not installed): the swap then keeps its similarity."""
+    from ..errors import NoFaceError
+
+    try:
+        if not _MESH:
+            from .parse_mesh import MeshParser
+
+            _MESH.append(MeshParser())
+        return _MESH[0].observe(image, person=False).mesh
+    except (ImportError, NoFaceError):
+        return None
 
 
 class ClassicalEncoder:
@@ -90,6 +111,11 @@ class ClassicalEncoder:
         codes = dict(source.codes)
         if target.codes["hair"].region.any():
             codes["hair"] = replace(codes["hair"], under=target.codes["hair"])
+        skin_s, skin_t = source.codes["skin"], target.codes["skin"]
+        if skin_s.image is not skin_t.image and skin_s.image.shape == skin_t.image.shape:
+            meshes = face_mesh(skin_s.image), face_mesh(skin_t.image)
+            if meshes[0] is not None and meshes[1] is not None:
+                codes["skin"] = replace(skin_s, mesh_to=meshes)
         return ComponentCodes(codes=codes, mask=source.mask, encoder=self.name)
 
     def mix(self, target: ComponentCodes, source: ComponentCodes, names: list[str]) -> ComponentCodes:

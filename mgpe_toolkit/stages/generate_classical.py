@@ -41,6 +41,40 @@ def moments_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.array([[sx, 0, tx], [0, sy, ty]], float)
 
 
+def mesh_warp(image: np.ndarray, region: np.ndarray, src: np.ndarray, dst: np.ndarray,
+              similarity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`image` and its `region` warped so that the points `src` land on `dst`: piecewise affine over the Delaunay
+    triangles of `dst`, continued beyond the mesh by `similarity` (source -> target) through a ring of its points
+    outside the crop. The map is exact on a grid of about 128² and linear between its nodes."""
+    import cv2
+    from scipy.spatial import Delaunay
+
+    s = image.shape[0]
+    edge = np.linspace(-0.15 * s, 1.15 * s, 9)
+    ring_t = np.array([(x, y) for x in edge for y in edge if min(x, y) < 0 or max(x, y) > s - 1], np.float64)
+    inv = cv2.invertAffineTransform(np.asarray(similarity, np.float64))
+    pts_t = np.vstack([dst, ring_t])
+    pts_s = np.vstack([src, ring_t @ inv[:, :2].T + inv[:, 2]])
+    tri = Delaunay(pts_t)
+    step = max(1, s // 128)
+    nodes = np.arange(0, s + step, step, dtype=np.float64)
+    gx, gy = np.meshgrid(nodes, nodes)
+    grid = np.stack([gx.ravel(), gy.ravel()], 1)
+    simplex = tri.find_simplex(grid)
+    simplex = np.where(simplex < 0, tri.find_simplex(np.clip(grid, 0, s - 1)), simplex)  # (never outside the ring)
+    t = tri.transform[simplex]
+    b = np.einsum("nij,nj->ni", t[:, :2], grid - t[:, 2])
+    weights = np.column_stack([b, 1 - b.sum(1)])
+    mapped = np.einsum("ni,nij->nj", weights, pts_s[tri.simplices[simplex]]).astype(np.float32)
+    coarse = mapped.reshape(len(nodes), len(nodes), 2)
+    px = np.arange(s, dtype=np.float32) / step
+    fx, fy = np.meshgrid(px, px)
+    full = cv2.remap(coarse, fx, fy, cv2.INTER_LINEAR)
+    warped = cv2.remap(image, full[..., 0], full[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    wregion = cv2.remap(region.astype(np.uint8) * 255, full[..., 0], full[..., 1], cv2.INTER_LINEAR) > 127
+    return warped, wregion
+
+
 def push_pull(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Smooth fill of every pixel from the `known` ones: weighted image pyramid down (pull), then each level's
     gaps filled from the coarser level on the way up (push)."""
@@ -201,7 +235,9 @@ class ClassicalGenerator:
                     m = np.eye(3)[:2]
             else:
                 m = moments_transform(code.region, region_t)
-            if _is_identity(m):
+            if code.mesh_to is not None:
+                warped, wregion = mesh_warp(code.image, code.region, *code.mesh_to, m)
+            elif _is_identity(m):
                 warped, wregion = code.image, code.region
             else:
                 warped = cv2.warpAffine(code.image, m, (s, s), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
