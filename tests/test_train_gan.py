@@ -28,19 +28,24 @@ def parser64(tmp_path_factory):
 
 
 def test_tiny_run_learns(tmp_path, parser64):
+    from dataclasses import replace
+
     held_out = SyntheticSet(16, 64, seed=90_000)
-    trainer = GANTrainer(SyntheticSet(300, 64), tmp_path, PRESETS["tiny"], parser_weights=parser64, device="cpu")
+    # At lr 4e-4 (the preset's is 1e-3) 150 steps clear these bounds with margin (measured 0.53, 0.26, +0.27), in
+    # half the time of 300 steps at the preset's rate.
+    cfg = replace(PRESETS["tiny"], lr=4e-4, image_every=100)
+    trainer = GANTrainer(SyntheticSet(300, 64), tmp_path, cfg, parser_weights=parser64, device="cpu")
     before = trainer.evaluate(held_out)
-    history = run_gan_training(trainer, 300, data_description="synthetic")
+    history = run_gan_training(trainer, 150, data_description="synthetic")
     after = trainer.evaluate(held_out)
     assert after["global"] < 0.6 * before["global"], (before, after)
     assert after["local"] < 0.35 * before["local"], (before, after)
     # Paper Table 2 metric with the synthetic ground truth: the parser agrees more with the target mask.
     assert after["mask_accuracy"] > before["mask_accuracy"] + 0.1, (before, after)
     assert all("global" in h for h in history[0::2]) and not any("global" in h for h in history[1::2])
-    assert (tmp_path / "samples" / "step-0000200.png").is_file()
+    assert (tmp_path / "samples" / "step-0000100.png").is_file()
     card = json.loads((tmp_path / "mgpe-gan.json").read_text())
-    assert card["steps"] == 300 and card["parser_sha256_16"]
+    assert card["steps"] == 150 and card["parser_sha256_16"]
     G = load_generator(tmp_path / "mgpe-gan.safetensors")
     assert all(torch.equal(G.state_dict()[k], v) for k, v in trainer.G.state_dict().items()
                if not k.startswith("decoders."))
