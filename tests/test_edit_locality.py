@@ -125,3 +125,20 @@ def test_swap_between_a_1024_and_a_256_face_works_both_ways(pipe, astronaut, gra
     result = pipe.swap(a, b)
     assert result.pasted.shape == target.shape and result.aligned.shape == b.image.shape
     assert (result.pasted != target).any(-1).mean() > 0.02
+
+
+def edge_moves(labels: np.ndarray) -> np.ndarray:
+    """Row-to-row moves (px) of the skin's left edge, where it moves at all: a smooth edge moves 1 px at a time
+    along a diagonal, a mask blown up from a smaller crop in stair steps of the blow-up factor."""
+    rows = [int(np.argmax(r)) for r in labels == LABEL_INDEX["skin"] if r.any()]
+    d = np.abs(np.diff(rows))
+    return d[(d > 0) & (d < 20)]
+
+
+def test_the_mask_at_the_native_size_has_no_stair_steps(pipe, astronaut):
+    face = pipe.prepare(sharp_portrait(astronaut[20:300, 110:390], 1024), size="native")
+    s = face.image.shape[0]
+    blown_up = cv2.resize(pipe.prepare(face.photo, size=256).mask.labels, (s, s), interpolation=cv2.INTER_NEAREST)
+    native, stairs = edge_moves(face.mask.labels), edge_moves(blown_up)
+    assert (stairs >= 2).mean() > 0.9  # the check sees stairs where they are
+    assert len(native) > 100 and (native >= 2).mean() < 0.3, np.bincount(native)
