@@ -232,3 +232,15 @@ def test_a_compact_checkpoint_is_half_the_bytes_and_resumes_exactly(tmp_path):
     for net in ("G", "D"):
         x, y = getattr(first, net).state_dict(), getattr(second, net).state_dict()
         assert all(torch.equal(x[k], y[k]) for k in x), net
+
+
+def test_compact_checkpoints_are_refused_for_several_processes(tmp_path):
+    """Rank 0 alone stores the checkpoint; with compact moments it alone would go on from them, and the ranks'
+    networks would drift apart: refused in one line before any work."""
+    from typer.testing import CliRunner
+
+    from mgpe_toolkit.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--config", "tiny", "--data", "synthetic:8", "--out",
+                                      str(tmp_path / "r"), "--steps", "1", "--compact-checkpoint", "--nproc", "2"])
+    assert result.exit_code == 2 and "--compact-checkpoint" in result.output and not (tmp_path / "r").exists()

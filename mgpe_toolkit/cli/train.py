@@ -153,6 +153,8 @@ def train_main(
         fail("`mgpe train` needs --data and --out (see `mgpe train --help`)")
     amp = _amp(precision)
     deadline = _deadline(minutes, gpus, nproc)
+    if compact and max(gpus, nproc) > 1:
+        fail("--compact-checkpoint keeps one process's moments as stored: leave it out with --gpus/--nproc")
     from ..data.sets import open_dataset
     from ..nets.config import load_config
     from ..train.gan import CHECKPOINT, WEIGHTS, GANTrainer, run_gan_training

@@ -88,8 +88,9 @@ class PairFolder:
 
 def open_dataset(data: str, masks: str | None = None, labels: str = "canonical", size: int = 128,
                  option: str = "--data") -> Dataset:
-    """`synthetic:N`, a travel pack or one of its parts (data.pack), a CelebAMask-HQ folder, a folder with images/ and masks/ (or labels/) inside, or an image
-    folder plus `masks` (e.g. what `mgpe align` + `mgpe parse` write; Helen with labels="helen")."""
+    """`synthetic:N`, a travel pack or one of its parts (data.pack), a CelebAMask-HQ folder, a folder with images/
+    and masks/ (or labels/) inside, or an image folder plus `masks` (e.g. what `mgpe align` + `mgpe parse` write;
+    Helen with labels="helen")."""
     if data.startswith("synthetic:"):
         try:
             n = int(data.split(":", 1)[1])

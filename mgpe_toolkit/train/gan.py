@@ -102,6 +102,8 @@ class GANTrainer:
 
         self.config, self.out, self.compact = config, Path(out), compact
         self.world, self.device = ddp.join(pick_device(device))
+        if compact and self.world.active:  # rank 0 alone stores, and would alone take the stored moments
+            raise UsageError("compact checkpoints are for one process: leave --compact-checkpoint out under torchrun")
         if graphs and (self.device.type != "cuda" or self.world.active):
             where = f"{self.world.size} processes" if self.world.active else f"device {self.device}"
             raise UsageError(f"--graphs (CUDA graphs) needs one process on a CUDA GPU, not {where}: leave it out, "
