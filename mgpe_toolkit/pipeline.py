@@ -107,7 +107,9 @@ class Pipeline:
 
         target_mask = FaceMask(np.asarray(target, np.uint8))
         foreground = self.stage("generate").generate(codes, target_mask)
-        result = keep_grey(self.stage("fuse").fuse(foreground, onto.image, target_mask, onto.mask), onto.image)
+        fuser = self.stage("fuse")
+        result = fuser.fuse(foreground, onto.image, target_mask, onto.mask)
+        result = keep_grey(restore_detail(result, onto.image, getattr(fuser, "resolution", None)), onto.image)
         pasted = None
         if weight is not None:
             result = composite(onto.image, result, weight)
@@ -240,6 +242,28 @@ def at_size(face: PreparedFace, size: int) -> PreparedFace:
     image = cv2.resize(face.image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     labels = cv2.resize(face.mask.labels, (size, size), interpolation=cv2.INTER_NEAREST)
     return PreparedFace(image, FaceMask(labels=labels, parser=face.mask.parser))
+
+
+# Grey levels (mean over RGB) by which a result may differ from the photo at the render's scale and still take the
+# photo's finer detail there (weight exp(-(difference / DETAIL_MATCH)²)).
+DETAIL_MATCH = 10.0
+
+
+def restore_detail(result: np.ndarray, image: np.ndarray, rendered_at: int | None) -> np.ndarray:
+    """A result upscaled from a render at `rendered_at`² (a learned fuser's trained side), given the detail finer
+    than that render from `image` (the face it was fused onto) wherever the two agree at the render's scale: the
+    pores and strands the generator left where they were come back; what it changed gets none of the photo's.
+    Results rendered at their own size (rendered_at None or not below the side) come back as they are."""
+    size = result.shape[0]
+    if not rendered_at or rendered_at >= size or image.shape != result.shape:
+        return result
+    import cv2
+
+    sigma = 0.5 * size / rendered_at
+    r, i = result.astype(np.float32), image.astype(np.float32)
+    low_r, low_i = cv2.GaussianBlur(r, (0, 0), sigma), cv2.GaussianBlur(i, (0, 0), sigma)
+    match = np.exp(-np.square(np.abs(low_r - low_i).mean(-1, keepdims=True) / DETAIL_MATCH))
+    return np.clip(r + match * ((i - low_i) - (r - low_r)) + 0.5, 0, 255).astype(np.uint8)
 
 
 def keep_grey(result: np.ndarray, image: np.ndarray) -> np.ndarray:

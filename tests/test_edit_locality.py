@@ -8,7 +8,7 @@ import pytest
 
 from mgpe_toolkit import Pipeline
 from mgpe_toolkit.labels import LABEL_INDEX
-from mgpe_toolkit.pipeline import EDIT_BAND, edit_weight, local_weight
+from mgpe_toolkit.pipeline import EDIT_BAND, edit_weight, local_weight, restore_detail
 
 
 @pytest.fixture(scope="module")
@@ -142,3 +142,35 @@ def test_the_mask_at_the_native_size_has_no_stair_steps(pipe, astronaut):
     native, stairs = edge_moves(face.mask.labels), edge_moves(blown_up)
     assert (stairs >= 2).mean() > 0.9  # the check sees stairs where they are
     assert len(native) > 100 and (native >= 2).mean() < 0.3, np.bincount(native)
+
+
+class LowResFuser:
+    """A fuser that renders at 64² as a learned one renders at its trained side: the face it fuses onto, with a flat
+    red patch where it changed something, upscaled."""
+    resolution = 64
+
+    def fuse(self, foreground, background, target, background_mask=None):
+        small = cv2.resize(background, (64, 64), interpolation=cv2.INTER_AREA)
+        small[20:30, 20:30] = (200, 30, 30)
+        return cv2.resize(small, background.shape[1::-1], interpolation=cv2.INTER_CUBIC)
+
+
+def laplacian_var(img: np.ndarray) -> float:
+    return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
+
+
+def test_a_low_resolution_render_takes_back_the_photo_detail_only_where_it_left_the_photo_be(astronaut):
+    pipe = Pipeline()
+    face = pipe.prepare(sharp_portrait(astronaut, 1024), size=512)
+    pipe._instances["fuse"] = LowResFuser()
+    out = pipe.swap(face, face).aligned
+    render = LowResFuser().fuse(None, face.image, None)
+    kept, patch = (slice(300, 420), slice(150, 360)), (slice(168, 232), slice(168, 232))  # 8 px inside the patch
+    # Where the render left the face be, its detail is the photo's (the plain upscale keeps a small share of it).
+    assert laplacian_var(render[kept]) < 0.2 * laplacian_var(face.image[kept])
+    assert laplacian_var(out[kept]) > 0.8 * laplacian_var(face.image[kept])
+    assert np.abs(out[kept].astype(int) - face.image[kept]).mean() < 4
+    # Where it painted something else, none of the photo's texture comes through.
+    assert np.abs(out[patch].astype(int) - render[patch]).max() <= 2
+    # A render at the face's own size is returned as it is.
+    assert restore_detail(render, face.image, 512) is render and restore_detail(render, face.image, None) is render

@@ -47,6 +47,11 @@ class _Learned:
         self.path, self.device = resolve_generator(weights), device
         self.net = framework(self.path, device)
 
+    @property
+    def resolution(self) -> int:
+        """The side the networks render at (results of larger faces are upscaled from it)."""
+        return self.net.config.resolution
+
 
 class LearnedEncoder(_Learned):
     """E_local: one encoder per component."""
@@ -56,7 +61,7 @@ class LearnedEncoder(_Learned):
 
         from ..nets.inputs import centres_of, component_crops, dilate_components, input_spec
 
-        res = self.net.config.resolution
+        res = self.resolution
         spec = input_spec(self.net.config)
         labels = dilate_components(mask_at(mask.labels, res), spec["dilate"])
         x = to_tensor(image, res).to(self.device)
@@ -75,7 +80,7 @@ class LearnedGenerator(_Learned):
         from ..nets.framework import onehot
         from ..nets.inputs import centres_of, dilate_components
 
-        res = self.net.config.resolution
+        res = self.resolution
         labels = dilate_components(mask_at(target.labels, res), self.net.config.dilate)
         m = torch.from_numpy(labels)[None].to(self.device)
         centres = torch.from_numpy(centres_of(labels[None])).to(self.device)
@@ -95,7 +100,7 @@ class LearnedFuser(_Learned):
 
         from ..nets.inputs import foreground_region
 
-        res = self.net.config.resolution
+        res = self.resolution
         m = torch.from_numpy(mask_at(target.labels, res))[None].to(self.device)
         if foreground.dtype == np.uint8:
             fg = to_tensor(foreground, res)
