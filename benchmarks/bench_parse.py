@@ -1,7 +1,7 @@
 """Per-pixel accuracy and per-class IoU of a parser plugin on a labelled folder of aligned faces.
 
 Usage: python benchmarks/bench_parse.py DIR [--parser hybrid|unet|mesh] [--labels helen|canonical|bisenet] [--no-merge]
-                                           [--json out.json] [--speed] [--precision fp32] [--no-mirror] [--no-refine]
+                                           [--json out.json] [--speed] [--precision fp32] [--no-mirror] [--no-refine|--refine hair]
                                            [--scale F]
        python benchmarks/bench_parse.py DIR --labels lfw-hair --coords original [--split heldout|train|all]
                                            [--context Z]
@@ -188,7 +188,8 @@ STEPS = {  # what each inference step of the U-Net parser costs, cumulatively
     "unet, one fp32 pass": ("unet", {"precision": "fp32", "mirror": False, "refine": False}),
     "unet, one int8 pass": ("unet", {"mirror": False, "refine": False}),
     "unet, int8 + mirror": ("unet", {"mirror": True, "refine": False}),
-    "unet, int8 + mirror + hair refined (unet's default)": ("unet", {"mirror": True}),
+    "unet, int8 + mirror + hair refined (unet's default at 256²)": ("unet", {"mirror": True}),
+    "unet, int8 + mirror + edges refined (its default on larger faces)": ("unet", {"mirror": True, "refine": "edges"}),
     "hybrid (the default parser)": ("hybrid", {}),
 }
 
@@ -247,7 +248,9 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--precision", choices=("int8", "fp32"), help="unet/hybrid: the graph onnxruntime runs")
     ap.add_argument("--no-mirror", action="store_true", help="unet/hybrid: one pass, without the mirror image")
-    ap.add_argument("--no-refine", action="store_true", help="unet/hybrid: the hair as the network draws it")
+    ap.add_argument("--no-refine", action="store_true", help="unet/hybrid: the labels as the network draws them")
+    ap.add_argument("--refine", choices=("auto", "edges", "hair", "none"),
+                    help="unet/hybrid: which boundaries snap to the photo's edges (default: auto, the parser's)")
     ap.add_argument("--steps", action="store_true",
                     help="ms per aligned face of each inference step of the U-Net, side by side (5 rounds)")
     ap.add_argument("--rounds", type=int, default=5, help="--steps: rounds, the variants taking turns")
@@ -258,7 +261,7 @@ def main() -> None:
         return
 
     options = {k: v for k, v in (("precision", args.precision), ("mirror", False if args.no_mirror else None),
-                                 ("refine", False if args.no_refine else None)) if v is not None}
+                                 ("refine", "none" if args.no_refine else args.refine)) if v is not None}
     pipe = Pipeline(parse=args.parser, options={"parse": options})
     con = Console()
     name = pipe.implementation_name("parse")

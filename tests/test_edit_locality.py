@@ -144,6 +144,38 @@ def test_the_mask_at_the_native_size_has_no_stair_steps(pipe, astronaut):
     assert len(native) > 100 and (native >= 2).mean() < 0.3, np.bincount(native)
 
 
+def test_an_upsampled_mask_follows_the_photo_edges_not_the_network_blur():
+    from mgpe_toolkit.stages.parse_unet import best_class, refine_edges
+
+    # A photo whose dark/bright edge waves along x = 260 + 2.5 sin(y / 9), and the logits of a network that saw it at
+    # half the size (a straight, soft boundary at x = 260, upsampled): the refined boundary is the photo's.
+    s = 512
+    y, x = np.mgrid[:s, :s].astype(np.float32)
+    edge = 260 + 2.5 * np.sin(y / 9)
+    photo = np.repeat(np.where(x < edge, 50, 190).astype(np.uint8)[..., None], 3, axis=2)
+    photo = np.clip(photo + np.random.default_rng(1).integers(-4, 5, photo.shape), 0, 255).astype(np.uint8)
+    logits = np.zeros((19, s, s), np.float32)
+    logits[0], logits[1] = -2, 2  # four classes: left, right and two that nowhere win
+    logits[LABEL_INDEX["skin"]] = (x - 260) / 3
+    logits[LABEL_INDEX["hair"]] = -(x - 260) / 3
+    truth = np.where(x < edge, LABEL_INDEX["hair"], LABEL_INDEX["skin"])
+    plain, refined = best_class(logits), refine_edges(photo, logits)
+    assert set(np.unique(refined)) == {LABEL_INDEX["hair"], LABEL_INDEX["skin"]}
+    wrong_plain, wrong_refined = (plain != truth).mean(), (refined != truth).mean()
+    assert wrong_plain > 0.002 and wrong_refined < 0.4 * wrong_plain, (wrong_plain, wrong_refined)  # 0.0032, 0.0008
+
+
+def test_the_parser_snaps_every_boundary_on_a_face_larger_than_its_own(pipe, astronaut):
+    from mgpe_toolkit.stages.parse_unet import REFINERS, UNetParser, one_face
+
+    unet = UNetParser()
+    face = pipe.prepare(sharp_portrait(astronaut, 1024), size=512).image
+    logits = unet.logits(face)
+    assert (unet.parse(face).labels == one_face(REFINERS["edges"](face, logits))).all()
+    small = cv2.resize(face, (256, 256), interpolation=cv2.INTER_AREA)
+    assert (unet.parse(small).labels == one_face(REFINERS["hair"](small, unet.logits(small)))).all()
+
+
 class LowResFuser:
     """A fuser that renders at 64² as a learned one renders at its trained side: the face it fuses onto, with a flat
     red patch where it changed something, upscaled."""

@@ -32,16 +32,20 @@ class UNetParser:
     picks the same labels on all but a few pixels); mirror: average the logits of the face and of its mirror
     image (sides swapped back), which makes the mask exactly mirror-symmetric in the face and measures better
     (README of models/parser-real); the two run as one batch; None: as the weights' card says (`card_mirror`);
-    refine: snap the hair's boundary to the image's edges (`refine_hair`)."""
+    refine: snap label boundaries to the image's edges: "edges" every class's (`refine_edges`), "hair" (or True)
+    the hair's alone (`refine_hair`), "none" (or False) the labels as the network draws them; "auto" (default):
+    hair on a face of the network's own size, edges on a larger one (its logits are upsampled)."""
 
     name = "unet"
 
     def __init__(self, weights: str | Path | None = None, device: str = "cpu", threads: int = 0,
-                 precision: str = "int8", mirror: bool | None = None, refine: bool = True):
+                 precision: str = "int8", mirror: bool | None = None, refine: bool | str = "auto"):
         self.path = path = resolve_parser(weights)
         self.device = device
         self.mirror = card_mirror(path) if mirror is None else mirror
-        self.refine = refine
+        self.refine = {True: "hair", False: "none"}.get(refine, refine) if isinstance(refine, bool) else refine
+        if self.refine not in (*REFINERS, "auto"):
+            raise ValueError(f"refine must be auto, {', '.join(REFINERS)}, not {refine!r}")
         self._model = None
         self._session = None
         if device == "cpu":
@@ -88,7 +92,10 @@ class UNetParser:
 
     def parse(self, image: np.ndarray) -> FaceMask:
         logits = self.logits(image)
-        labels = refine_hair(image, logits) if self.refine else best_class(logits)
+        refine = self.refine
+        if refine == "auto":
+            refine = "edges" if image.shape[0] > self.size else "hair"
+        labels = REFINERS[refine](image, logits)
         return FaceMask(labels=one_face(labels), parser=self.name)
 
 
@@ -148,6 +155,52 @@ def refine_hair(image: np.ndarray, logits: np.ndarray) -> np.ndarray:
         rest[hair] = -np.inf
         out[lost] = rest.argmax(0)
     return out
+
+
+# Guided filter of every class's probability: radius in pixels of a 256² face, eps. On the 134 held-out
+# CelebAMask-HQ portraits (unet, photo coordinates), accuracy / mean F1 against the hair's filter alone: a view
+# of 512² (logits upsampled) 0.9048 / 0.7064 -> 0.9072 / 0.7115; at 256² (hybrid) 0.9116 / 0.7260 ->
+# 0.9139 / 0.7310, but lfw-hair's photos in the wild lose (hair IoU 0.7727 -> 0.7674): "auto" keeps the hair's
+# filter at the network's own size.
+EDGE_FILTER = (1.5, 1e-3)
+
+
+def refine_edges(image: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """Labels whose every boundary follows the photo's edges: each likely class's softmax probability, guided-
+    filtered by the grey image, competes for the pixel (an upsampled mask gets the photo's edges, not the
+    network's smooth or stepped ones)."""
+    import cv2
+
+    grey = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+    r = max(1, round(EDGE_FILTER[0] * image.shape[0] / 256))
+    box = lambda a: cv2.boxFilter(a, -1, (2 * r + 1, 2 * r + 1))  # noqa: E731
+    mean_g = box(grey)
+    var_g = box(grey * grey) - mean_g * mean_g + EDGE_FILTER[1]
+    top = logits.max(0)
+    total = np.zeros_like(top)
+    for plane in logits:
+        total += np.exp(plane - top)
+    best, out = np.full(grey.shape, -np.inf, np.float32), np.zeros(grey.shape, np.uint8)
+    h, w = top.shape
+    for k, plane in enumerate(logits):
+        margin = plane - top
+        if margin.max() < np.log(0.2):  # p < 0.2 everywhere: a class this unlikely cannot win after averaging
+            continue
+        # Filtered only in the box where it has some probability, 2r around it: eyes and lips cost little.
+        x, y, bw, bh = cv2.boundingRect((margin > np.log(0.01)).astype(np.uint8))
+        win = np.s_[max(y - 2 * r, 0):min(y + bh + 2 * r, h), max(x - 2 * r, 0):min(x + bw + 2 * r, w)]
+        g = grey[win]
+        p = np.exp(margin[win]) / total[win]
+        mean_p = box(p)
+        a = (box(g * p) - mean_g[win] * mean_p) / var_g[win]
+        f = box(a) * g + box(mean_p - a * mean_g[win])
+        win_out, win_best = out[win], best[win]
+        win_out[f > win_best] = k
+        np.maximum(win_best, f, out=win_best)
+    return out
+
+
+REFINERS = {"edges": refine_edges, "hair": refine_hair, "none": lambda image, logits: best_class(logits)}
 
 
 FACE = tuple(LABEL_INDEX[n] for n in ("skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear",
