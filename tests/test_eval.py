@@ -37,11 +37,11 @@ def test_fid_is_zero_for_a_set_against_itself_and_grows_with_noise():
     base = fid.statistics(extract(images))
     rng = np.random.default_rng(0)
     values = []
-    for sigma in (0, 15, 40, 80):
+    for sigma in (0, 20, 80):
         noisy = [np.clip(im + rng.normal(0, sigma, im.shape), 0, 255).astype(np.uint8) for im in images]
         values.append(fid.frechet_distance(*fid.statistics(extract(noisy)), *base))
     assert values[0] < 1e-3, values
-    assert values[0] < values[1] < values[2] < values[3], values
+    assert values[0] < values[1] < values[2], values
 
 
 @pytest.fixture(scope="module")
