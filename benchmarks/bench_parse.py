@@ -4,7 +4,7 @@ Usage: python benchmarks/bench_parse.py DIR [--parser hybrid|unet|mesh] [--label
                                            [--json out.json] [--speed] [--precision fp32] [--no-mirror] [--no-refine|--refine hair]
                                            [--scale F]
        python benchmarks/bench_parse.py DIR --labels lfw-hair --coords original [--split heldout|train|all]
-                                           [--context Z]
+                                           [--context Z] [--size 512]
        python benchmarks/bench_parse.py DIR --labels celebamask [--split heldout|train|all]
        python benchmarks/bench_parse.py --speed
        python benchmarks/bench_parse.py --steps [--rounds 5] [--repeats 10]
@@ -53,7 +53,7 @@ BOUNDARY_PX = (1, 3, 8)  # distance bins (photo pixels) for where the wrong hair
 BAND_PX = 2  # the hand-made masks follow superpixels: a boundary-tolerant IoU leaves this band out
 
 
-def parsed_photos(pipe, pairs, read_truth, times: list):
+def parsed_photos(pipe, pairs, read_truth, times: list, size: int = 256):
     """(photo path, truth, labels in the photo's coordinates or None for no face) per pair, with a progress bar;
     the parser's seconds per photo are appended to `times`."""
     from rich.progress import track
@@ -64,12 +64,12 @@ def parsed_photos(pipe, pairs, read_truth, times: list):
     for img, truth_path in track(pairs, description="parse"):
         photo, truth = read_image(img), read_truth(truth_path)
         t = time.perf_counter()
-        labels = labels_in_photo(pipe, photo)
+        labels = labels_in_photo(pipe, photo, size)
         times.append(time.perf_counter() - t)
         yield img, truth, labels
 
 
-def lfw_hair(pipe, folder: Path, split: str, limit: int | None) -> dict:
+def lfw_hair(pipe, folder: Path, split: str, limit: int | None, size: int = 256) -> dict:
     """Hair IoU in the photos' own coordinates (`mgpe parse --coords original`) against hand-made hair masks
     (images/ + hair/, the lfw-hair layout), over the held-out people unless told otherwise."""
     import cv2
@@ -88,7 +88,7 @@ def lfw_hair(pipe, folder: Path, split: str, limit: int | None) -> dict:
     from mgpe_toolkit.train.pseudo import read_hair
 
     times: list[float] = []
-    for img, truth, labels in parsed_photos(pipe, pairs, read_hair, times):
+    for img, truth, labels in parsed_photos(pipe, pairs, read_hair, times, size):
         if labels is None:
             missed.append(img.name)
         pred = np.zeros_like(truth) if labels is None else labels == LABEL_INDEX["hair"]
@@ -117,7 +117,7 @@ def lfw_hair(pipe, folder: Path, split: str, limit: int | None) -> dict:
             "ms_per_photo": 1000 * sum(times) / max(len(pairs), 1)}
 
 
-def celebamask(pipe, folder: Path, split: str, limit: int | None) -> dict:
+def celebamask(pipe, folder: Path, split: str, limit: int | None, size: int = 256) -> dict:
     """Pixel accuracy, per-class F1 and IoU of photos parsed in their own coordinates against CelebAMask-HQ
     masks (sides as the data has them), pixels pooled over the split."""
     import numpy as np
@@ -130,7 +130,7 @@ def celebamask(pipe, folder: Path, split: str, limit: int | None) -> dict:
     pairs = [p for p in mask_pairs(folder) if split == "all" or held_out(p[0].name) == (split == "heldout")]
     pairs = pairs[:limit] if limit else pairs
     total, missed, times = Confusion(LABELS), [], []
-    for img, truth, pred in parsed_photos(pipe, pairs, read_mask, times):
+    for img, truth, pred in parsed_photos(pipe, pairs, read_mask, times, size):
         if pred is None:
             pred = np.zeros_like(truth)
             missed.append(img.name)
@@ -243,6 +243,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, help="lfw-hair, celebamask: at most this many photos")
     ap.add_argument("--scale", type=float, help="aligned folders: faces and labels resized by this factor first")
     ap.add_argument("--context", type=float, help="lfw-hair: the view around the face (parse.CONTEXT)")
+    ap.add_argument("--size", type=int, default=256,
+                    help="lfw-hair, celebamask: the side of the view parsed (above 256 the logits are upsampled)")
     ap.add_argument("--speed", action="store_true", help="print the parser's speed (no folder needed)")
     ap.add_argument("--no-merge", action="store_true", help="keep upper lip, lower lip and inner mouth apart")
     ap.add_argument("--json", type=Path, help="also write the figures here")
@@ -282,7 +284,7 @@ def main() -> None:
             import mgpe_toolkit.parse
 
             mgpe_toolkit.parse.CONTEXT = report["context"] = args.context
-        report["lfw_hair"] = r = lfw_hair(pipe, args.folder, args.split, args.limit)
+        report["lfw_hair"] = r = lfw_hair(pipe, args.folder, args.split, args.limit, args.size)
         con.print(f"parser {name} on {r['photos']} {r['split']} photos of {args.folder}: hair IoU "
                   f"{r['hair_iou']:.4f} (pixels pooled), {r['hair_iou_mean_per_photo']:.4f} (mean per photo); "
                   f"{r['ms_per_photo']:.0f} ms per photo; no face in {len(r['no_face'])}")
@@ -293,7 +295,7 @@ def main() -> None:
         _write(args.json, {"parser": name, "folder": str(args.folder), **report})
         return
     if args.labels == "celebamask":
-        report["celebamask"] = r = celebamask(pipe, args.folder, args.split, args.limit)
+        report["celebamask"] = r = celebamask(pipe, args.folder, args.split, args.limit, args.size)
         table = Table(title=f"parser {name} on {r['photos']} {r['split']} portraits of {args.folder} (pixels pooled, "
                             f"sides as the data has them)")
         for col in ("class", "F1", "IoU"):

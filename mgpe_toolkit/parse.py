@@ -90,11 +90,12 @@ def parse_image(pipe, image: np.ndarray, *, path: Path | None = None, size: int 
     return parsed
 
 
-def labels_in_photo(pipe, image: np.ndarray) -> np.ndarray | None:
+def labels_in_photo(pipe, image: np.ndarray, size: int = 256) -> np.ndarray | None:
     """The largest face's labels in the photo's own coordinates, parsed from the wider view (`mgpe parse --coords
-    original`); a photo that already looks like an aligned face is parsed as one. None when there is no face."""
+    original`) of size²; a photo that already looks like an aligned face is parsed as one. None when there is no
+    face."""
     try:
-        parsed = parse_image(pipe, image, context=True)
+        parsed = parse_image(pipe, image, size=size, context=True)
     except NoFaceError:
         return None
     return parsed.photo_labels if parsed.photo_labels is not None else parsed.mask.labels

@@ -158,10 +158,11 @@ def refine_hair(image: np.ndarray, logits: np.ndarray) -> np.ndarray:
 
 
 # Guided filter of every class's probability: radius in pixels of a 256² face, eps. On the 134 held-out
-# CelebAMask-HQ portraits (unet, photo coordinates), accuracy / mean F1 against the hair's filter alone: a view
-# of 512² (logits upsampled) 0.9048 / 0.7064 -> 0.9072 / 0.7115; at 256² (hybrid) 0.9116 / 0.7260 ->
-# 0.9139 / 0.7310, but lfw-hair's photos in the wild lose (hair IoU 0.7727 -> 0.7674): "auto" keeps the hair's
-# filter at the network's own size.
+# CelebAMask-HQ portraits, accuracy / mean F1 / hair IoU against the hair's filter alone (`bench_parse.py
+# ../shared/data/celebamask-mini --labels celebamask --refine hair|edges`): unet on a 512² view (`--size 512`)
+# 0.9114 / 0.7257 / 0.8509 -> 0.9137 / 0.7308 / 0.8540; hybrid at 256² 0.9116 / 0.7260 / 0.8509 -> 0.9139 /
+# 0.7310 / 0.8538, but lfw-hair's photos in the wild lose at 256² (hair IoU 0.7727 -> 0.7674): "auto" keeps the
+# hair's filter at the network's own size.
 EDGE_FILTER = (1.5, 1e-3)
 
 
@@ -173,9 +174,6 @@ def refine_edges(image: np.ndarray, logits: np.ndarray) -> np.ndarray:
 
     grey = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
     r = max(1, round(EDGE_FILTER[0] * image.shape[0] / 256))
-    box = lambda a: cv2.boxFilter(a, -1, (2 * r + 1, 2 * r + 1))  # noqa: E731
-    mean_g = box(grey)
-    var_g = box(grey * grey) - mean_g * mean_g + EDGE_FILTER[1]
     top = logits.max(0)
     total = np.zeros_like(top)
     for plane in logits:
@@ -189,11 +187,7 @@ def refine_edges(image: np.ndarray, logits: np.ndarray) -> np.ndarray:
         # Filtered only in the box where it has some probability, 2r around it: eyes and lips cost little.
         x, y, bw, bh = cv2.boundingRect((margin > np.log(0.01)).astype(np.uint8))
         win = np.s_[max(y - 2 * r, 0):min(y + bh + 2 * r, h), max(x - 2 * r, 0):min(x + bw + 2 * r, w)]
-        g = grey[win]
-        p = np.exp(margin[win]) / total[win]
-        mean_p = box(p)
-        a = (box(g * p) - mean_g[win] * mean_p) / var_g[win]
-        f = box(a) * g + box(mean_p - a * mean_g[win])
+        f = _guided_filter(grey[win], np.exp(margin[win]) / total[win], r, EDGE_FILTER[1])
         win_out, win_best = out[win], best[win]
         win_out[f > win_best] = k
         np.maximum(win_best, f, out=win_best)
