@@ -3,8 +3,9 @@
 * Geometry: skin and hair follow a similarity fitted to the eye and mouth centres (the head moves as a
   whole); eyes and mouth follow an axis-aligned scale + shift from their region moments (grow, shrink, move).
 * Growth: where a target region has no source pixel (hair->skin leaves a bare forehead), the component's own
-  colours are spread in (push-pull) and given back a grain that matches the component's. In a swap, hair the
-  source's does not reach is the target's own (`PatchCode.under`), in the source's colours.
+  colours are spread in (push-pull) and given back a grain that matches the component's. In a swap, hair and
+  skin the source's do not reach (or that the source's hair, hat or glasses hid: encode_classical.visible_skin)
+  are the target's own (`PatchCode.under`) in the source's colours, the source's fading into them (fade_into).
 * Edges: each component fades over the one painted before it (`soften`), so none has a cut outline.
 * Colour: a code carrying `colour_from` keeps its own pixels and takes that code's Lab distribution
   (quantile matching per channel: hair colour, lip colour).
