@@ -196,18 +196,17 @@ class ClassicalEncoder:
         if target.codes["hair"].region.any():
             hair = codes["hair"]
             codes["hair"] = replace(hair, region=inner(hair.region, HAIR_RIM), under=target.codes["hair"])
-        codes["skin"] = self._visible(skin_s, source, skin_t)
-        meshes = face_mesh(skin_s.image), face_mesh(skin_t.image)
-        if meshes[0] is not None and meshes[1] is not None:
-            codes["skin"] = replace(codes["skin"], mesh_to=meshes)
+        codes["skin"] = self._skin_onto(skin_s, source, skin_t)
         return ComponentCodes(codes=codes, mask=source.mask, encoder=self.name)
 
     @staticmethod
-    def _visible(code: PatchCode, codes: ComponentCodes, under: PatchCode) -> PatchCode:
-        """A skin code cut to the skin its face shows, over the target's own skin (`under`)."""
-        if not under.region.any():
-            return code
-        return replace(code, region=visible_skin(code.image, codes.mask.labels), under=under)
+    def _skin_onto(code: PatchCode, codes: ComponentCodes, under: PatchCode) -> PatchCode:
+        """A skin code (of `codes`' face) for another face's skin: cut to the skin its face shows, over that face's
+        own skin (`under`), warped along both face meshes where both are found."""
+        if under.region.any():
+            code = replace(code, region=visible_skin(code.image, codes.mask.labels), under=under)
+        meshes = face_mesh(code.image), face_mesh(under.image)
+        return code if meshes[0] is None or meshes[1] is None else replace(code, mesh_to=meshes)
 
     def mix(self, target: ComponentCodes, source: ComponentCodes, names: list[str]) -> ComponentCodes:
         """Codes of `target` with the named components' appearance from `source`."""
@@ -216,8 +215,8 @@ class ClassicalEncoder:
             src = source.codes[name]
             if name in RECOLOUR:
                 codes[name] = replace(codes[name], colour_from=src)
-            elif name == "skin" and src.image is not codes[name].image:  # a beard, not the fringe over it
-                codes[name] = self._visible(src, source, codes[name])
+            elif name == "skin" and src.image is not codes[name].image and src.image.shape == codes[name].image.shape:
+                codes[name] = self._skin_onto(src, source, codes[name])  # a beard, not the fringe over it
             else:
                 codes[name] = src
         return ComponentCodes(codes=codes, mask=target.mask, encoder=self.name)

@@ -239,8 +239,9 @@ def match_colours(image: np.ndarray, region: np.ndarray, reference_lab: np.ndarr
 
 def match_moments(image: np.ndarray, region: np.ndarray, reference_lab: np.ndarray) -> np.ndarray:
     """`region` of `image` given the mean and (within a factor 1.5) the spread of `reference_lab` per Lab channel:
-    skin of another face in this one's tone. Unlike quantile matching (match_colours), a dark face's specular
-    highlights do not land on a fair face's lit cheek as white patches."""
+    a face's own skin or hair in another's colours. Unlike quantile matching (match_colours), a dark face's specular
+    highlights do not land on a fair face's lit cheek as white patches, nor does dark hair's narrow, noisy range
+    stretched over blond hair's break into blotches."""
     import cv2
 
     if not region.any() or len(reference_lab) < 10:
@@ -299,8 +300,7 @@ class ClassicalGenerator:
             if unknown.any() and code.under is not None and code.region.sum() >= 20:
                 own = region_t & code.under.region
                 if (own & unknown).any():  # the target's own pixels there, in this code's colours
-                    recolour = match_colours if name == "hair" else match_moments  # (see match_moments)
-                    recoloured = recolour(code.under.image, code.under.region, code.lab)
+                    recoloured = match_moments(code.under.image, code.under.region, code.lab)
                     warped = fade_into(warped, recoloured, wregion, own, UNDER_FADE * s)
                     known, unknown = known | own, unknown & ~own
             if unknown.any():
