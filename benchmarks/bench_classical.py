@@ -15,8 +15,9 @@ Faces: skimage's astronaut and matplotlib's grace_hopper, and the aligned Helen 
 given. --celebamask adds swap+ on held-out CelebAMask-HQ pairs (the split and hand-made masks of
 eval_generator.py: each target gets the face of one reference person): FID of the swaps against the references
 beside its floor (the real targets against them, at the same counts), mask accuracy (the default parser on each
-result against the target's hand-made mask, pixels pooled) and seam score, both commits. The other commit's results are rendered by its own code (a temporary git worktree, in a subprocess) and
-judged here, with the same parser and measures as this tree's.
+result against the target's hand-made mask, pixels pooled) and seam score, both commits. The other commit's
+results are rendered by its own code (a temporary git worktree, in a subprocess) and judged here, with the same
+parser and measures as this tree's.
 """
 from __future__ import annotations
 
@@ -137,32 +138,30 @@ def held_out_swaps(folder: Path, pairs: int, against: str, work: Path) -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from eval_generator import held_out_faces
+    from eval_generator import held_out_pairs, mask_agreement
 
     from mgpe_toolkit import Pipeline
     from mgpe_toolkit.metrics.fid import InceptionFeatures, frechet_distance, statistics
 
-    faces = held_out_faces(folder, Path(__file__).resolve().parents[1] / "runs" / "caches")
-    targets, references = faces[0::2], faces[1::2]
-    n = min(pairs, len(targets))
-    sources = [references[i % len(references)] for i in range(n)]
+    targets, sources, references, _ = held_out_pairs(folder, Path(__file__).resolve().parents[1] / "runs" / "caches",
+                                                     pairs)
+    n = len(targets)
     saved = work / "pairs.npz"
     np.savez(saved, source_image=np.stack([f[0] for f in sources]), source_labels=np.stack([f[1] for f in sources]),
-             target_image=np.stack([f[0] for f in targets[:n]]), target_labels=np.stack([f[1] for f in targets[:n]]))
+             target_image=np.stack([f[0] for f in targets]), target_labels=np.stack([f[1] for f in targets]))
     old = render_at(against, None, ["--render-swaps", str(saved)])
     render_swaps(saved, work / "new.npy")
     new = np.load(work / "new.npy")
     features, judge = InceptionFeatures(), Pipeline()
     ref_stats = statistics(features([f[0] for f in references]))
-    floor = frechet_distance(*statistics(features([f[0] for f in targets[:n]])), *ref_stats)
+    floor = frechet_distance(*statistics(features([f[0] for f in targets])), *ref_stats)
     print(f"held-out celebamask-mini: {n} swaps onto targets, {len(references)} reference faces; FID floor (real "
           f"targets vs references) {floor:.2f}")
     print(f"{'swap+ (held out)':18s} {'FID':>8s} {'mask accuracy':>14s} {'seam':>7s}")
     for name, results in ((f"before {against[:10]}", old), ("after", new)):
         fid = frechet_distance(*statistics(features(list(results))), *ref_stats)
-        agree = sum(int((judge.parse(r).labels == t[1]).sum()) for r, t in zip(results, targets))
         seam = np.nanmean([seam_score(r, t[0]) for r, t in zip(results, targets)])
-        print(f"{name:18s} {fid:8.2f} {agree / (n * targets[0][1].size):14.4f} {seam:7.3f}")
+        print(f"{name:18s} {fid:8.2f} {mask_agreement(judge, results, targets):14.4f} {seam:7.3f}")
 
 
 def render_at(ref: str, helen: Path | None, task: list[str] | None = None) -> dict | np.ndarray:
