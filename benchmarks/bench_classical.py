@@ -17,7 +17,8 @@ eval_generator.py: each target gets the face of one reference person): FID of th
 beside its floor (the real targets against them, at the same counts), mask accuracy (the default parser on each
 result against the target's hand-made mask, pixels pooled) and seam score, both commits. The other commit's
 results are rendered by its own code (a temporary git worktree, in a subprocess) and judged here, with the same
-parser and measures as this tree's.
+parser and measures as this tree's. A commit before the shipped face graphs imports mediapipe 0.10.21 itself:
+run it in an environment with the `mediapipe-check` extra.
 """
 from __future__ import annotations
 

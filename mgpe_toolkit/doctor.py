@@ -47,11 +47,22 @@ def diagnose() -> dict:
             report["defaults"][stage] = f"none ({exc})"
     report["plugin_failures"] = [f"{f.origin}: {f.error}" for f in getattr(reg, "failures", [])]
     report["weights"] = _weights()
+    report["face_graphs"] = _face_graphs()
     from .metrics.fid import extractor_path
 
     fid = extractor_path()
     report["fid_extractor"] = str(fid) if fid else None
     return report
+
+
+def _face_graphs() -> dict:
+    """mediapipe's face models as ONNX graphs (align, the face mesh, the selfie mask): where, and whether whole."""
+    from .stages import face_graphs
+
+    paths = {name: face_graphs.graph_path(name) for name in face_graphs.GRAPHS}
+    return {"problem": face_graphs.graphs_problem(),
+            "files": {name: str(p) if p else None for name, p in paths.items()},
+            "origin": "mediapipe 0.10.21 (Apache-2.0), converted by models/mediapipe-face/convert.py"}
 
 
 def _weights() -> list[dict]:

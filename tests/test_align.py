@@ -82,20 +82,16 @@ def test_the_face_in_the_middle_of_an_lfw_photo_is_the_one_aligned(name):
 
 
 def test_nearest_mesh_picks_the_face_whose_eyes_are_nearest():
-    from types import SimpleNamespace
-
     from mgpe_toolkit.stages.align_mediapipe import IRIS_CENTRES, nearest_mesh
 
     def face(x, y):
-        pts = [SimpleNamespace(x=0.0, y=0.0) for _ in range(478)]
-        for i in IRIS_CENTRES:
-            pts[i] = SimpleNamespace(x=x, y=y)
-        return SimpleNamespace(landmark=pts)
+        pts = np.zeros((478, 2))
+        pts[list(IRIS_CENTRES)] = (x, y)
+        return pts
 
-    result = SimpleNamespace(multi_face_landmarks=[face(0.9, 0.9), face(0.5, 0.45), face(0.1, 0.5)])
-    mesh = nearest_mesh(result, (200, 100), np.array([100.0, 47.0]))
+    mesh = nearest_mesh([face(180, 90), face(100, 45), face(20, 50)], np.array([100.0, 47.0]))
     assert np.allclose(mesh[IRIS_CENTRES[0]], [100, 45])
-    assert nearest_mesh(SimpleNamespace(multi_face_landmarks=None), (200, 100), np.zeros(2)) is None
+    assert nearest_mesh([], np.zeros(2)) is None
 
 
 def test_mediapipe_finds_no_face_in_a_blank_wall():

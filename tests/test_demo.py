@@ -41,7 +41,7 @@ def test_doctor_reports_versions_plugins_and_weights():
                           text=True)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["packages"]["torch"] and report["packages"]["mediapipe"] == "0.10.21"
+    assert report["packages"]["torch"] and report["face_graphs"]["problem"] is None
     assert "CPUExecutionProvider" in report["onnxruntime"]["available_providers"]
     # The real-photo parser ships in models/parser-real and is the default.
     assert report["defaults"]["parse"] == "hybrid" and report["defaults"]["generate"] == "classical"
@@ -49,3 +49,4 @@ def test_doctor_reports_versions_plugins_and_weights():
     assert unet["usable"]
     text = subprocess.run([sys.executable, "-m", "mgpe_toolkit", "doctor"], capture_output=True, text=True)
     assert text.returncode == 0 and "stage implementations" in text.stdout and "FID extractor" in text.stdout
+    assert "face models (mediapipe 0.10.21" in text.stdout

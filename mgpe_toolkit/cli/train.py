@@ -427,7 +427,7 @@ def train_pack_cmd(
 ):
     """Pack the training split of real-photo data (aligned crops + labels, the held-out split left out) into one
     small folder, for `mgpe train parser --data PACK` and `mgpe train --data PACK/PART` on a machine without the
-    photos or mediapipe (e.g. a lent GPU: see benchmarks/gpu_parser.sh)."""
+    photos (e.g. a lent GPU: see benchmarks/gpu_parser.sh)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from ..data.pack import write_pack_file, write_part

@@ -1,5 +1,5 @@
 """Travel packs: the training split of label caches (train.pseudo) as ready-made crops and labels in one small
-folder, for training where neither the photos, nor ../shared, nor mediapipe are (a lent GPU takes 64 MiB along).
+folder, for training where neither the photos nor ../shared are (a lent GPU takes 64 MiB along).
 
     PACK/pack.json                    {"format": "mgpe-pack", "parts": [...]}
     PACK/<part>/index.json            kind, split, sizes, the source and its terms, stored size per photo

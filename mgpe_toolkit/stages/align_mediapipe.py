@@ -1,4 +1,7 @@
-"""Default aligner: mediapipe's bundled face detector finds faces, its 478-point mesh places five landmarks.
+"""Default aligner: mediapipe's face detectors find faces, its 478-point mesh places five landmarks.
+
+The models are mediapipe 0.10.21's, run as ONNX graphs in onnxruntime (`face_graphs`); mediapipe itself is not
+needed.
 
 Detection runs on a copy downscaled to DETECT_SIDE so a 4000×3000 photo costs little memory; the mesh runs
 on a crop around each face and the warp reads the full-resolution photo. That pass finds faces down to about
@@ -7,15 +10,11 @@ all_faces or when the whole photo shows no face.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import time
-
 import numpy as np
 
 from ..align import align_from_landmarks
 from ..types import AlignedFace
+from . import face_graphs
 
 DETECT_SIDE = 1024
 MESH_SIDE = 384
@@ -92,11 +91,8 @@ def same_face(a: np.ndarray, b: np.ndarray) -> bool:
     return inter > 0.3 * (wa * (a[3] - a[1]) + wb * (b[3] - b[1]) - inter)
 
 
-def nearest_mesh(result, size: tuple[float, float], target: np.ndarray) -> np.ndarray | None:
-    """The (478, 2) mesh, in pixels of an image of `size` (w, h), whose eye midpoint lies nearest `target`
-    (x, y), among the faces of a face-mesh result; None when it found none."""
-    meshes = [np.array([(p.x * size[0], p.y * size[1]) for p in face.landmark], dtype=np.float64)
-              for face in result.multi_face_landmarks or []]
+def nearest_mesh(meshes: list[np.ndarray], target: np.ndarray) -> np.ndarray | None:
+    """The (478, 2) pixel mesh whose eye midpoint lies nearest `target` (x, y); None when there is none."""
     if not meshes:
         return None
     return min(meshes, key=lambda m: float(np.linalg.norm(m[list(IRIS_CENTRES)].mean(0) - target)))
@@ -109,72 +105,30 @@ def same_eyes(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.linalg.norm(a[:2].mean(0) - b[:2].mean(0)) < min(da, db) / 2)
 
 
-@contextlib.contextmanager
-def quiet_native_stderr(linger: float = 0.0):
-    """Silence the C++ log lines mediapipe prints on stderr (they ignore GLOG/TF env vars); `linger`
-    seconds more for lines its worker threads print after the call returns."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured): nothing to silence
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-        yield
-        if linger:
-            time.sleep(linger)
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
+MESH_MIN_SCORE = 0.3  # the detector's threshold before the mesh (FaceMesh's min_detection_confidence)
 
 
-class MediapipeGraphs:
-    """Owns mediapipe solution graphs: created lazily and quietly, closed once (also on garbage collection)."""
-
-    _graphs: list = []
-
-    @staticmethod
-    def refined_mesh():
-        from mediapipe.python.solutions import face_mesh
-
-        return face_mesh.FaceMesh(static_image_mode=True, max_num_faces=MESH_FACES, refine_landmarks=True,
-                                  min_detection_confidence=0.3)
-
-    def close(self) -> None:
-        with quiet_native_stderr(linger=0.2):  # graph teardown logs from a worker thread
-            for graph in self._graphs:
-                graph.close()
-        self._graphs = []
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
+def meshes(image: np.ndarray, max_faces: int = MESH_FACES) -> list[np.ndarray]:
+    """The refined face meshes (478, 2) in pixels of an RGB image (up to max_faces)."""
+    return face_graphs.face_meshes(np.ascontiguousarray(image[..., :3]), max_faces, MESH_MIN_SCORE)
 
 
-class MediapipeAligner(MediapipeGraphs):
+class MediapipeAligner:
     name = "mediapipe"
 
     def __init__(self, min_score: float = 0.5, max_faces: int = 20):
         self.min_score = min_score
         self.max_faces = max_faces
-        self._detectors = None
-        self._mesh = None
+        self._detectors = ("full", "short")
+        self._loaded = False
 
     def _load(self):
-        if not self._graphs:
-            from mediapipe.python.solutions import face_detection
-
-            with quiet_native_stderr(linger=0.1):
-                self._detectors = [face_detection.FaceDetection(model_selection=m, min_detection_confidence=self.min_score)
-                                   for m in (1, 0)]
-                self._mesh = self.refined_mesh()
-            self._graphs = [*self._detectors, self._mesh]
+        if self._loaded:
+            return
+        face_graphs.require()
+        for graph in ("full", "short", "mesh"):  # sessions are shared by the process: loaded once
+            face_graphs.session(graph)
+        self._loaded = True
 
     def detect(self, image: np.ndarray, *, tiled: bool = False) -> list[tuple[np.ndarray, float]]:
         """Faces in an RGB photo as (box x0, y0, x1, y1 in pixels, score), largest first.
@@ -207,16 +161,9 @@ class MediapipeAligner(MediapipeGraphs):
         faces.sort(key=lambda fb: -np.prod(np.clip(fb[0][2:], 0, (w, h)) - np.clip(fb[0][:2], 0, (w, h))))
         return faces[: self.max_faces]
 
-    @staticmethod
-    def _run(detector, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    def _run(self, detector: str, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """One detector's (box x0, y0, x1, y1 relative to the image, score) pairs."""
-        with quiet_native_stderr():
-            res = detector.process(image)
-        faces = []
-        for det in res.detections or []:
-            bb = det.location_data.relative_bounding_box
-            faces.append((np.array([bb.xmin, bb.ymin, bb.xmin + bb.width, bb.ymin + bb.height]), float(det.score[0])))
-        return faces
+        return [(f.box, f.score) for f in face_graphs.detect(image, detector, self.min_score)]
 
     def confirmed(self, image: np.ndarray, box: np.ndarray) -> bool:
         """Whether the short-range detector sees a face of score CONFIRM_SCORE or more at the centre of two
@@ -247,10 +194,8 @@ class MediapipeAligner(MediapipeGraphs):
         """(5, 2) landmarks of the face in box, from the mesh on a crop around it; None if the mesh fails or
         finds no face with its eyes in the box (only a neighbour's)."""
         crop, f, origin = self._crop(image, box)
-        with quiet_native_stderr():
-            res = self._mesh.process(crop)
         centre = ((box[:2] + box[2:]) / 2 - origin) * f
-        mesh = nearest_mesh(res, (MESH_SIDE, MESH_SIDE), centre)
+        mesh = nearest_mesh(meshes(crop), centre)
         if mesh is None:
             return None
         pts = five_points_from_mesh(mesh / f + origin)

@@ -4,23 +4,17 @@ from __future__ import annotations
 from ..hookspecs import hookimpl
 
 
-def _module_check(module: str) -> str | None:
-    import importlib.util
-
-    return None if importlib.util.find_spec(module) is not None else f"python package {module!r} is not installed"
-
-
 @hookimpl
 def register_stages(register):
-    from . import (align_mediapipe, encode_classical, fuse_classical, generate_classical, learned, parse_hybrid,
-                   parse_mesh, parse_unet)
+    from . import (align_mediapipe, encode_classical, face_graphs, fuse_classical, generate_classical, learned,
+                   parse_hybrid, parse_mesh, parse_unet)
 
     register("align", "mediapipe", align_mediapipe.MediapipeAligner,
-             description="mediapipe 0.10.21 face detection + 478-point face mesh, 5-point similarity",
-             check=lambda: _module_check("mediapipe"))
+             description="mediapipe 0.10.21's face detectors + 478-point face mesh (ONNX), 5-point similarity",
+             check=face_graphs.graphs_problem)
     register("parse", "mesh", parse_mesh.MeshParser,
-             description="face-mesh polygons + selfie segmentation + GrabCut hair; no weights",
-             check=lambda: _module_check("mediapipe"))
+             description="face-mesh polygons + selfie segmentation + GrabCut hair; no weights of its own",
+             check=face_graphs.graphs_problem)
     register("parse", "unet", parse_unet.UNetParser,
              description="the paper's U-Net parser P_F (int8, mirror-averaged) through onnxruntime; real-photo "
                          "weights ship in models/parser-real",
@@ -28,7 +22,7 @@ def register_stages(register):
     register("parse", "hybrid", parse_hybrid.HybridParser,
              description="the default: the U-Net's hair, skin, neck, clothes and backdrop + the face mesh's "
                          "small parts",
-             check=lambda: parse_unet.weights_problem() or _module_check("mediapipe"))
+             check=lambda: parse_unet.weights_problem() or face_graphs.graphs_problem())
     register("encode", "classical", encode_classical.ClassicalEncoder,
              description="component pixels, regions and Lab statistics; no weights")
     register("generate", "classical", generate_classical.ClassicalGenerator,

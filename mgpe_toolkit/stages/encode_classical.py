@@ -151,9 +151,9 @@ _MESH: list = []  # one face-mesh graph for every swap of the process
 
 
 def face_mesh(image: np.ndarray) -> np.ndarray | None:
-    """The face mesh of an aligned face in its pixels (N, 2), or None where the mesh finds none (or mediapipe is
-    not installed): the swap then keeps its similarity."""
-    from ..errors import NoFaceError
+    """The face mesh of an aligned face in its pixels (N, 2), or None where the mesh finds none (or its graphs
+    are missing): the swap then keeps its similarity."""
+    from ..errors import NoFaceError, UsageError
 
     try:
         if not _MESH:
@@ -161,7 +161,7 @@ def face_mesh(image: np.ndarray) -> np.ndarray | None:
 
             _MESH.append(MeshParser())
         return _MESH[0].observe(image, person=False).mesh
-    except (ImportError, NoFaceError):
+    except (UsageError, NoFaceError):
         return None
 
 

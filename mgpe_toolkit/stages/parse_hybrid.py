@@ -60,4 +60,3 @@ class HybridParser:
         if self._beside is not None:
             self._beside.shutdown()
             self._beside = None
-        self.mesh.close()

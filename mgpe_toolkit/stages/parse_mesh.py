@@ -1,4 +1,4 @@
-"""Default parser `mesh`: no weights of its own, only models that ship inside mediapipe 0.10.21.
+"""Parser `mesh`: no weights of its own, only mediapipe 0.10.21's face mesh and selfie models (ONNX, shipped).
 
 * Face parts (skin, brows, eyes, nose, lips, inner mouth) are polygons of the 478-point face mesh, with brows
   refined by darkness against the surrounding skin.
@@ -21,7 +21,8 @@ import numpy as np
 from ..errors import NoFaceError
 from ..labels import LABEL_INDEX
 from ..types import FaceMask
-from .align_mediapipe import MediapipeGraphs, nearest_mesh, quiet_native_stderr
+from . import face_graphs
+from .align_mediapipe import meshes, nearest_mesh
 
 # Ordered outlines (mediapipe face-mesh indices). "r_" parts are the subject's right = image left.
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
@@ -106,47 +107,29 @@ def _fill_holes(mask: np.ndarray, max_area: int) -> np.ndarray:
     return out
 
 
-class MeshParser(MediapipeGraphs):
+class MeshParser:
     name = "mesh"
 
     def __init__(self, grabcut_iterations: int = 2):
         self.grabcut_iterations = grabcut_iterations
-        self._mesh = None
-        self._selfie = None
-
-    def _load(self):
-        if not self._graphs:
-            from mediapipe.python.solutions import selfie_segmentation
-
-            with quiet_native_stderr(linger=0.1):
-                self._mesh = self.refined_mesh()
-                self._selfie = selfie_segmentation.SelfieSegmentation(model_selection=0)
-            self._graphs = [self._mesh, self._selfie]
 
     def observe(self, image: np.ndarray, person: bool = True) -> MeshObservation:
         """Run the mediapipe models on an aligned RGB image (the selfie model only for `person`); raises
         NoFaceError when the mesh finds no face."""
-        self._load()
+        face_graphs.require()
         image = np.ascontiguousarray(image[..., :3])
         h, w = image.shape[:2]
-        with quiet_native_stderr():
-            res = self._mesh.process(image)
-            if not res.multi_face_landmarks:
-                # A face filling the whole crop can defeat the detector: retry with a margin.
-                pad = max(h, w) // 4
-                padded = np.ascontiguousarray(np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge"))
-                res = self._mesh.process(padded)
-                offset = pad
-                scale = (w + 2 * pad, h + 2 * pad)
-            else:
-                offset, scale = 0, (w, h)
-            if not res.multi_face_landmarks:
-                raise NoFaceError("no face found by the face mesh")
-            seen = np.asarray(self._selfie.process(image).segmentation_mask, np.float32) if person else None
+        found, offset = meshes(image), 0
+        if not found:
+            # A face filling the whole crop can defeat the detector: retry with a margin.
+            offset = max(h, w) // 4
+            found = meshes(np.pad(image, ((offset, offset), (offset, offset), (0, 0)), mode="edge"))
+        if not found:
+            raise NoFaceError("no face found by the face mesh")
+        seen = face_graphs.person_mask(image) if person else None
         # The aligned face's eyes are at the template's, about the crop's centre; a neighbour's are elsewhere.
         eyes = np.array([0.5 * w, 0.47 * h]) + offset
-        mesh = nearest_mesh(res, scale, eyes) - offset
-        return MeshObservation(mesh=mesh, person=seen)
+        return MeshObservation(mesh=nearest_mesh(found, eyes) - offset, person=seen)
 
     def parse(self, image: np.ndarray) -> FaceMask:
         return FaceMask(labels=self.labels_from(image, self.observe(image)), parser=self.name)

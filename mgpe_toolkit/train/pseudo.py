@@ -10,7 +10,7 @@ the loss: a band along the coarse boundaries (not between the mesh's parts), bea
 our labels say skin), brows under a fringe, unsure backdrop, heads away from this face.
 
 Labels are built once into a cache folder (`labels/NAME.png` + `index.json` with each crop's 2×3 matrix) that
-later runs, and machines without mediapipe, reuse. People are split by name (LFW's `First_Last_0001`): a
+later runs, and machines without the photos, reuse. People are split by name (LFW's `First_Last_0001`): a
 fixed hash puts about 15% of them in the held-out split, never trained on.
 
 A folder with `images/NAME.jpg` and `masks/NAME.png` in CelebAMask-HQ's order and side convention (the subject's
