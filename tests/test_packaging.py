@@ -43,8 +43,15 @@ def test_the_wheel_carries_the_default_weights_face_graphs_and_their_cards(wheel
 def test_installed_from_the_wheel_it_parses_with_the_shipped_parser(wheel, tmp_path, astronaut):
     from mgpe_toolkit.io import read_mask, write_image
 
+    import sysconfig
+
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # The dependencies of this interpreter's environment (not the system's, whose versions may differ), after the
+    # venv's own site-packages: the wheel's mgpe_toolkit and mgpe_models come first.
+    site = next((venv / "lib").glob("python*/site-packages"))
+    (site / "deps.pth").write_text("\n".join(dict.fromkeys([sysconfig.get_paths()["purelib"],
+                                                              sysconfig.get_paths()["platlib"]])) + "\n")
     pip = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--no-deps", str(wheel)],
                          capture_output=True, text=True)
     assert pip.returncode == 0, pip.stderr
