@@ -38,7 +38,8 @@ def test_weighted_nms_averages_overlapping_boxes_by_score():
 
 
 def test_the_face_crop_levels_the_eyes():
-    """The rotated crop takes the eyes (keypoints 0 -> 1) to one row; projecting crop pixels back inverts it."""
+    """The rotated crop (45° for eyes on a diagonal, 1.5 x the box) takes the eyes (keypoints 0 -> 1) to one row,
+    left to right."""
     keypoints = np.array([[0.4, 0.4], [0.5, 0.5], *[[0.45, 0.5]] * 4])
     face = fg.Detection(box=np.array([0.3, 0.3, 0.6, 0.6]), keypoints=keypoints, score=0.9)
     rect = fg.face_rect(face, 200, 200)

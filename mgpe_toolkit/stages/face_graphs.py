@@ -168,6 +168,11 @@ def anchors(spec: DetectorSpec) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
+def sigmoid(logits) -> np.ndarray:
+    """mediapipe's score: the logistic of the logit clipped to +-100."""
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(logits, np.float64), -100.0, 100.0)))
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of box a (4,) against boxes b (N, 4)."""
     iw = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
@@ -201,7 +206,7 @@ def detect(image: np.ndarray, model: str = "short", min_score: float = 0.5) -> l
     tensor = crop(image, Rect(w / 2, h / 2, side, side), spec.size, spec.size, replicate=False, lo=-1.0, hi=1.0)
     raw, logits = run(spec.graph, tensor)
     raw, logits = raw[0], logits[0, :, 0]
-    scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -100.0, 100.0)))
+    scores = sigmoid(logits)
     keep = scores >= min_score
     if not keep.any():
         return []
@@ -245,8 +250,7 @@ def face_rect(face: Detection, w: int, h: int) -> Rect:
     """mediapipe's face ROI from a detection: rotated to level the eyes (keypoints 0 -> 1), the box's long side
     in pixels, 1.5 times, square."""
     (x0, y0), (x1, y1) = face.keypoints[0] * (w, h), face.keypoints[1] * (w, h)
-    rotation = -math.atan2(-(y1 - y0), x1 - x0)
-    rotation = rotation - 2 * math.pi * math.floor((rotation + math.pi) / (2 * math.pi))
+    rotation = math.atan2(y1 - y0, x1 - x0)
     bw, bh = (face.box[2] - face.box[0]) * w, (face.box[3] - face.box[1]) * h
     side = 1.5 * max(bw, bh)
     return Rect((face.box[0] + face.box[2]) / 2 * w, (face.box[1] + face.box[3]) / 2 * h, side, side, rotation)
@@ -256,13 +260,13 @@ def landmarks(image: np.ndarray, rect: Rect) -> np.ndarray | None:
     """The (478, 2) refined mesh in image pixels of the face in rect; None when the model sees no face there."""
     tensor = crop(image, rect, MESH_SIZE, MESH_SIZE, replicate=True, lo=0.0, hi=1.0)
     mesh, lips, left_eye, right_eye, left_iris, right_iris, flag = run("mesh", tensor)
-    if 1.0 / (1.0 + math.exp(-float(np.clip(flag.ravel()[0], -100, 100)))) < FACE_FLAG:
+    if sigmoid(flag.ravel()[0]) < FACE_FLAG:
         return None
     pts = np.zeros((478, 2), np.float64)
     pts[:468] = mesh.reshape(-1, 3)[:, :2]
     for idx, head in ((LIPS, lips), (LEFT_EYE, left_eye), (RIGHT_EYE, right_eye), (LEFT_IRIS, left_iris),
                       (RIGHT_IRIS, right_iris)):
-        pts[list(idx)] = head.reshape(-1, 2)[:, :2] if head.size == 2 * len(idx) else head.reshape(-1, 3)[:, :2]
+        pts[list(idx)] = head.reshape(-1, 2)  # the heads give x, y only
     # Crop pixels -> centred unit square -> rotated and scaled into the image (LandmarkProjection).
     rel = pts / MESH_SIZE - 0.5
     c, s = math.cos(rect.rotation), math.sin(rect.rotation)
