@@ -188,9 +188,9 @@ STEPS = {  # what each inference step of the U-Net parser costs, cumulatively
     "unet, one fp32 pass": ("unet", {"precision": "fp32", "mirror": False, "refine": False}),
     "unet, one int8 pass": ("unet", {"mirror": False, "refine": False}),
     "unet, int8 + mirror": ("unet", {"mirror": True, "refine": False}),
-    "unet, int8 + mirror + hair refined (unet's default at 256²)": ("unet", {"mirror": True}),
+    "unet, int8 + mirror + hair refined (the default parser at 256²)": ("unet", {"mirror": True}),
     "unet, int8 + mirror + edges refined (its default on larger faces)": ("unet", {"mirror": True, "refine": "edges"}),
-    "hybrid (the default parser)": ("hybrid", {}),
+    "hybrid (unet + the face mesh's eyes)": ("hybrid", {}),
 }
 
 

@@ -23,7 +23,7 @@ ENTRY_POINT_GROUP = "mgpe"
 BUILTIN_MODULES: tuple[str, ...] = ("mgpe_toolkit.stages.builtin",)
 # Preferred implementation per stage; the first usable one registered is the fallback.
 DEFAULTS: dict[str, tuple[str, ...]] = {
-    "align": ("mediapipe",), "parse": ("hybrid", "unet", "mesh"), "encode": ("mgpe", "classical"),
+    "align": ("mediapipe",), "parse": ("unet", "hybrid", "mesh"), "encode": ("mgpe", "classical"),
     "generate": ("mgpe", "classical"), "fuse": ("mgpe", "classical"),
 }
 

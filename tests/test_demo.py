@@ -44,7 +44,7 @@ def test_doctor_reports_versions_plugins_and_weights():
     assert report["packages"]["torch"] and report["face_graphs"]["problem"] is None
     assert "CPUExecutionProvider" in report["onnxruntime"]["available_providers"]
     # The real-photo parser ships in models/parser-real and is the default.
-    assert report["defaults"]["parse"] == "hybrid" and report["defaults"]["generate"] == "classical"
+    assert report["defaults"]["parse"] == "unet" and report["defaults"]["generate"] == "classical"
     unet = [p for p in report["plugins"] if p["name"] == "unet"][0]
     assert unet["usable"]
     text = subprocess.run([sys.executable, "-m", "mgpe_toolkit", "doctor"], capture_output=True, text=True)

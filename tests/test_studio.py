@@ -356,7 +356,7 @@ def test_mgpe_studio_command_prints_its_url_and_binds_loopback(server):
         line = proc.stdout.readline()
         assert line.startswith("mgpe studio at http://127.0.0.1:"), (line, proc.stderr.read() if proc.poll() else "")
         url = line.split()[3]
-        assert "parse hybrid" in line and "generate classical" in line
+        assert "parse unet" in line and "generate classical" in line
         status, page, _ = Client(url).get("/")
         assert status == 200 and b"mgpe studio" in page
     finally:

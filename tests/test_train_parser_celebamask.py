@@ -203,3 +203,35 @@ def test_a_travel_pack_trains_the_parser_and_the_networks_without_photos_or_cach
                 "--set", "lambda_gp=0", "--device", "cpu")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (gan / "mgpe-gan.safetensors").is_file() and "aligned pairs packed" in proc.stdout + proc.stderr
+
+
+def test_calibrate_takes_back_a_pushed_class_and_writes_its_card(celebamask_folder, tmp_path, astronaut):
+    """Shipped weights with the nose's logit raised (as a class-weighted loss raises rare classes) draw a larger
+    nose; calibrated on portraits whose masks that parser drew, they draw the nose they drew before."""
+    from mgpe_toolkit.stages.parse_unet import UNetParser
+    from mgpe_toolkit.weights import read_safetensors, shipped_parser, write_safetensors
+    from mgpe_toolkit.train.calibrate import with_offsets
+
+    state, meta = read_safetensors(shipped_parser(), "unet")
+    push = np.zeros(19, np.float32)
+    push[L["nose"]] = 1.5
+    pushed = tmp_path / "pushed" / "parser-unet.safetensors"
+    write_safetensors(pushed, with_offsets(state, push), meta)
+    out = tmp_path / "cal"
+    proc = mgpe("train", "calibrate", "--weights", pushed, "--data", celebamask_folder, "--out", out,
+                "--pseudo-labels", tmp_path / "caches")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    card = json.loads((out / "parser-unet.json").read_text())
+    offsets = card["calibration"]["offsets"]
+    others = np.median([v for k, v in offsets.items() if k != "nose"])
+    assert -2.0 <= offsets["nose"] - others <= -0.8, offsets
+    assert offsets["l_eye"] == offsets["r_eye"] and "2 photos (train split)" in card["calibration"]["data"]
+    assert card["calibration"]["command"].startswith("mgpe train calibrate")
+    face = Pipeline().align(astronaut)[0].image
+    nose = {name: (UNetParser(w, refine="none").parse(face).labels == L["nose"]).sum()
+            for name, w in (("shipped", shipped_parser()), ("pushed", pushed), ("calibrated", out / "parser-unet.safetensors"))}
+    assert nose["pushed"] > 1.1 * nose["shipped"]
+    assert abs(nose["calibrated"] - nose["shipped"]) < 0.5 * (nose["pushed"] - nose["shipped"]), nose
+    same = mgpe("train", "calibrate", "--weights", out / "parser-unet.safetensors", "--data", celebamask_folder,
+                "--out", out)
+    assert same.returncode != 0 and "overwrite" in same.stdout + same.stderr

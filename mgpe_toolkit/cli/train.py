@@ -246,17 +246,22 @@ def _with_progress(title: str, trainer, steps: int, con, info, run) -> None:
         con.print(f"time: {trainer.times.summary()}")
 
 
-def _record_command(card, skip: int) -> None:
-    """Put the command line that produced a model card into it."""
+def _command_line(skip: int) -> str | None:
+    """This process's command line as `mgpe ...`, its first `skip` words kept as they are; None without one."""
     import shlex
     import sys
 
+    args = sys.argv[skip:]
+    return "mgpe " + " ".join(sys.argv[1:skip]) + " " + " ".join(shlex.quote(a) for a in args) if args else None
+
+
+def _record_command(card, skip: int) -> None:
+    """Put the command line that produced a model card into it."""
     from ..io import read_json, write_json
 
-    args = sys.argv[skip:]
-    if args:
-        prefix = "mgpe " + " ".join(sys.argv[1:skip]) + " "
-        write_json(card, {**read_json(card), "command": prefix + " ".join(shlex.quote(a) for a in args)})
+    command = _command_line(skip)
+    if command:
+        write_json(card, {**read_json(card), "command": command})
 
 
 @train_app.command("parser")
@@ -361,6 +366,84 @@ def train_parser_cmd(
     _said_if_stopped(con, trainer.step, steps, minutes)
     console().print(f"wrote {out_dir / WEIGHTS} (+ {card.name}) at step {trainer.step}; use it with "
                      f"`--parser unet` after copying it to models/ or setting MGPE_MODELS={out_dir}")
+
+
+@train_app.command("calibrate")
+def train_calibrate_cmd(
+    weights: str = typer.Option(..., "--weights", help="Parser weights to calibrate (a parser-unet.safetensors)."),
+    data: list[str] = typer.Option(..., "--data", help="Repeatable. Portraits with hand-made masks of every class: "
+                                                       "a CelebAMask-HQ folder (images/ + masks/, with --labels "
+                                                       "celebamask) or a travel pack's part of that kind; the "
+                                                       "training split alone is read."),
+    out: str = typer.Option(..., "--out", help="Folder for the calibrated parser-unet.safetensors + card."),
+    labels: str = typer.Option("celebamask", "--labels", help="What an images/ + masks/ folder holds: celebamask."),
+    pseudo_labels: Optional[str] = typer.Option(None, "--pseudo-labels", help="Where the aligned label caches "
+                                                "are (built here when missing; default OUT/pseudo-labels)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Which pixels are drawn from each view."),
+):
+    """Fit one logit offset per class on the training split (pixel accuracy + mean F1; sides tied) and write the
+    weights with the offsets in their output layer: undoes the class-weighted loss's pull towards rare classes."""
+    import numpy as np
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.table import Table
+
+    from ..data.pack import is_pack, is_pack_part
+    from ..io import read_json, write_json
+    from ..labels import LABELS
+    from ..train.calibrate import collect, fit_offsets, scores, with_offsets
+    from ..train.pseudo import is_celebamask_folder
+    from ..weights import PARSER_WEIGHTS, card_path, load_unet, read_safetensors, write_safetensors
+
+    con = _run_console()
+    if labels != "celebamask":
+        raise typer.BadParameter(f"must be celebamask, not {labels!r}", param_hint="--labels")
+    out_dir = Path(out)
+    target = out_dir / PARSER_WEIGHTS
+    if target.resolve() == Path(weights).resolve():
+        fail(f"{target}: --out would overwrite the weights being calibrated; pick another folder")
+    cache_root = Path(pseudo_labels) if pseudo_labels else out_dir / "pseudo-labels"
+    parts = []
+    for d in data:
+        root = Path(d)
+        if is_pack(root) or is_pack_part(root):
+            parts += [p for p in _packed(root, False) if p.kind == "celebamask"]
+        elif is_celebamask_folder(root):
+            parts.append(_cached_photos(root, cache_root, con, "celebamask"))
+        else:
+            fail(f"{root}: expected images/ + masks/ (celebamask) or a pack with a celebamask part")
+    if not parts:
+        fail(f"{', '.join(data)}: no part with masks of every class")
+    model, size = load_unet(weights)
+    pieces = []
+    with Progress(TextColumn("[bold]parsing[/]"), BarColumn(), MofNCompleteColumn(), console=con) as progress:
+        for part in parts:
+            task = progress.add_task("views", total=len(part))
+            pieces.append(collect(model, part, size, seed=seed,
+                                  progress=lambda done, total, t=task: progress.update(t, completed=done)))
+    logits = np.concatenate([p[0] for p in pieces], 1)
+    truth = np.concatenate([p[1] for p in pieces])
+    before = scores(truth, logits.argmax(0))
+    con.print(f"fitting offsets on {truth.size:,} pixels of {sum(len(p) for p in parts)} photos")
+    offsets = fit_offsets(logits, truth)
+    after = scores(truth, (logits + offsets[:, None]).argmax(0))
+    state, meta = read_safetensors(weights, "unet")
+    write_safetensors(target, with_offsets(state, offsets), {**meta, "calibrated": "1"})
+    card = read_json(card_path(weights)) if card_path(weights).is_file() else {}
+    figures = lambda s: {"accuracy": round(s[0], 4), "mean_f1": round(s[1], 4)}  # noqa: E731
+    card["calibration"] = {
+        "offsets": {name: round(float(v), 2) for name, v in zip(LABELS, offsets)},
+        "data": "; ".join(p.describe() for p in parts) + " (the aligned crop and the wider view of each)",
+        "pixels": int(truth.size), "seed": seed, "from": str(weights),
+        "on_those_pixels": {"before": figures(before), "after": figures(after)},
+        **({"command": _command_line(3)} if _command_line(3) else {}),
+    }
+    write_json(card_path(target), card)
+    table = Table("class", "offset", title="added to the logits")
+    for name, value in zip(LABELS, offsets):
+        table.add_row(name, f"{value:+.1f}")
+    console().print(table)
+    console().print(f"training pixels: accuracy {before[0]:.4f} -> {after[0]:.4f}, mean F1 {before[1]:.4f} -> "
+                    f"{after[1]:.4f}; wrote {target} (+ {card_path(target).name})")
 
 
 def _cached_photos(root: Path, cache_root: Path, con, kind: str, hair_only: bool = False):

@@ -16,12 +16,11 @@ def register_stages(register):
              description="face-mesh polygons + selfie segmentation + GrabCut hair; no weights of its own",
              check=face_graphs.graphs_problem)
     register("parse", "unet", parse_unet.UNetParser,
-             description="the paper's U-Net parser P_F (int8, mirror-averaged) through onnxruntime; real-photo "
-                         "weights ship in models/parser-real",
+             description="the default: the paper's U-Net parser P_F (int8, mirror-averaged) through "
+                         "onnxruntime; real-photo weights ship in models/parser-real",
              check=parse_unet.weights_problem)
     register("parse", "hybrid", parse_hybrid.HybridParser,
-             description="the default: the U-Net's hair, skin, neck, clothes and backdrop + the face mesh's "
-                         "small parts",
+             description="the U-Net's mask with the face mesh's eyes",
              check=lambda: parse_unet.weights_problem() or face_graphs.graphs_problem())
     register("encode", "classical", encode_classical.ClassicalEncoder,
              description="component pixels, regions and Lab statistics; no weights")

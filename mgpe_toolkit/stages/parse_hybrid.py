@@ -1,12 +1,11 @@
-"""Parser `hybrid`: the learned parser's mask with the face mesh's polygons for the eyes, which the mesh places to
-a pixel.
+"""Parser `hybrid`: the learned parser's mask with the face mesh's polygons for the eyes.
 
-The default parser. The network trained on hand-made masks of every class draws brows, nose, lips and inner mouth
-better than the mesh's polygons (held-out CelebAMask-HQ F1: brows 0.73 / 0.71 against 0.65 / 0.66, nose 0.92 against
-0.86, inner mouth 0.86 against 0.76) and the eyes a little worse (0.74 against 0.75), so the mesh gives the eyes
-alone (models/parser-real/README.md). It costs the U-Net plus one face-mesh pass (no selfie model), run in a thread
-beside the U-Net: on 2 cores about what the U-Net alone costs. Where the U-Net sees hair over an eye (a fringe),
-hair stays; where the mesh finds no face, the U-Net's mask is returned as it is.
+The default before the parser's calibration (train/calibrate.py): the class-weighted network drew eyes too large, and
+the mesh's eyes scored better on held-out CelebAMask-HQ portraits (F1 0.75 / 0.73 against 0.74 / 0.74). The
+calibrated network draws them better than the mesh (0.77 / 0.76 against 0.75 / 0.73, models/parser-real/README.md),
+so `unet` is the default now; `hybrid` stays for masks whose eyes must follow the mesh exactly. It costs the U-Net
+plus one face-mesh pass (no selfie model), run in a thread beside the U-Net. Where the U-Net sees hair over an eye
+(a fringe), hair stays; where the mesh finds no face, the U-Net's mask is returned as it is.
 """
 from __future__ import annotations
 
