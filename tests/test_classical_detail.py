@@ -74,3 +74,30 @@ def test_swap_between_crops_of_two_sizes(pipe, astronaut, grace_hopper):
     assert detail(result.aligned)[skin].std() > 2 * detail(target.image)[skin].std()  # grace's lined face
     same_size = pipe.swap(pipe.prepare(grace_hopper), target).aligned  # as if the source were cut at 256²
     assert np.abs(result.aligned.astype(int) - same_size.astype(int))[skin].mean() < 10
+
+
+def test_a_dark_face_lit_like_a_fair_photo_keeps_its_detail_near_its_own_contrast():
+    """Harmonising a dark face (L about 35) onto a photo whose skin is fair (L about 75): the face's mean lightness
+    becomes the photo's, its texture (pixels about the mean) grows by about the square root of that gain, not by the
+    whole gain (which drew its highlights as silver patches)."""
+    from mgpe_toolkit.stages.fuse_classical import harmonise
+
+    rng = np.random.default_rng(0)
+    side = 128
+    labels = np.zeros((side, side), np.uint8)
+    labels[24:104, 24:104] = LABEL_INDEX["skin"]
+    skin = labels == LABEL_INDEX["skin"]
+
+    def face(lightness: float, spread: float) -> np.ndarray:
+        lab = np.full((side, side, 3), 128, np.float32)
+        lab[..., 0] = lightness + spread * rng.standard_normal((side, side))
+        lab[..., 1], lab[..., 2] = 140, 145
+        return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+    dark, fair = face(100, 8), face(185, 2)  # OpenCV's 8-bit L: L* 39 and 73
+    out = harmonise(dark, fair, labels, labels, skin)
+    light = lambda img: cv2.cvtColor(img, cv2.COLOR_RGB2LAB)[..., 0].astype(np.float32)[30:98, 30:98]  # noqa: E731
+    before, after = light(dark), light(out)
+    gain = after.mean() / before.mean()
+    assert abs(after.mean() - light(fair).mean()) < 8 and gain > 1.7
+    assert 1.2 < after.std() / before.std() < 0.8 * gain, (after.std(), before.std(), gain)

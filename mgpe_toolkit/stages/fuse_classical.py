@@ -47,12 +47,20 @@ def _smooth(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
     return out if step == 1 else cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+# The photo's shading reaches the foreground's local mean in full, its detail (each pixel's difference from that mean)
+# to this power of the gain: a dark face onto a fair photo (gain near 2) kept its highlights at twice their contrast,
+# as silver patches. Held-out swaps (bench_classical.py --celebamask): seam 3.234 -> 3.172, FID 117.0 -> 117.7 (67
+# faces: within its noise); the full gain on the mean keeps the seam (half the gain on both: seam 3.64).
+DETAIL_GAIN = 0.5
+
+
 def harmonise(foreground: np.ndarray, photo: np.ndarray, target: np.ndarray, photo_labels: np.ndarray,
               region: np.ndarray) -> np.ndarray:
-    """The generated face and hair lit and the face white-balanced like the photo's own face: in Lab, lightness
-    takes the ratio of the photo's low-frequency skin shading to the foreground's (a shading field, so light
-    from one side stays on that side), and the face's a, b the shift between the mean skin colours. Pixels the
-    foreground keeps from the photo (an edit of its own face) do not change."""
+    """The generated face and hair lit and the face white-balanced like the photo's own face: in Lab, the low-
+    frequency lightness takes the ratio of the photo's skin shading to the foreground's (a shading field, so light
+    from one side stays on that side), the detail about it that ratio to the power DETAIL_GAIN, and the face's a, b
+    the shift between the mean skin colours. Pixels the foreground keeps from the photo (an edit of its own face)
+    do not change."""
     import cv2
 
     fg_skin = np.isin(target, SKIN)
@@ -67,7 +75,7 @@ def harmonise(foreground: np.ndarray, photo: np.ndarray, target: np.ndarray, pho
     gain = np.clip((shade_p + 1) / (shade_f + 1), 0.5, 2.0)
     shift = lab_p[own_skin][:, 1:].mean(0) - lab_f[fg_skin][:, 1:].mean(0)
     out = lab_f.copy()
-    out[..., 0] = lab_f[..., 0] * gain
+    out[..., 0] = shade_f * gain + (lab_f[..., 0] - shade_f) * gain ** DETAIL_GAIN
     # Hair keeps its own colour (a dark hue shifts far), only its light; so do eyes and teeth (a skin tone's shift
     # would tint their whites).
     face = np.isin(target, [i for i in FACE if i not in UNTINTED])[..., None]
