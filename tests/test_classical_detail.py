@@ -83,7 +83,7 @@ def test_swap_between_crops_of_two_sizes(pipe, astronaut, grace_hopper):
 
 
 def test_a_dark_face_lit_like_a_fair_photo_keeps_its_detail_near_its_own_contrast():
-    """Harmonising a dark face (L about 35) onto a photo whose skin is fair (L about 75): the face's mean lightness
+    """Harmonising a dark face (L* about 39) onto a photo whose skin is fair (L* about 73): the face's mean lightness
     becomes the photo's, its texture (pixels about the mean) grows by about the square root of that gain, not by the
     whole gain (which drew its highlights as silver patches)."""
     from mgpe_toolkit.stages.fuse_classical import harmonise

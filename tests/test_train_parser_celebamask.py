@@ -228,8 +228,8 @@ def test_calibrate_takes_back_a_pushed_class_and_writes_its_card(celebamask_fold
     assert offsets["l_eye"] == offsets["r_eye"] and "2 photos (train split)" in card["calibration"]["data"]
     assert card["calibration"]["command"].startswith("mgpe train calibrate")
     face = Pipeline().align(astronaut)[0].image
-    nose = {name: (UNetParser(w, refine="none").parse(face).labels == L["nose"]).sum()
-            for name, w in (("shipped", shipped_parser()), ("pushed", pushed), ("calibrated", out / "parser-unet.safetensors"))}
+    weights = {"shipped": shipped_parser(), "pushed": pushed, "calibrated": out / "parser-unet.safetensors"}
+    nose = {name: (UNetParser(w, refine="none").parse(face).labels == L["nose"]).sum() for name, w in weights.items()}
     assert nose["pushed"] > 1.1 * nose["shipped"]
     assert abs(nose["calibrated"] - nose["shipped"]) < 0.5 * (nose["pushed"] - nose["shipped"]), nose
     same = mgpe("train", "calibrate", "--weights", out / "parser-unet.safetensors", "--data", celebamask_folder,
