@@ -159,7 +159,8 @@ def _note_renamed(jobs) -> None:
 
 
 def _summary(outcomes, title: str, not_images: int = 0) -> None:
-    """A table of counts per status, then each failed input with its reason and each note."""
+    """A table of counts per status, then each failed input with its reason and each note, by file name (workers
+    finish in any order; the summary of a rerun or of another engine reads the same)."""
     from collections import Counter
 
     from rich.table import Table
@@ -172,7 +173,7 @@ def _summary(outcomes, title: str, not_images: int = 0) -> None:
                   str(not_images))
     con = console()
     con.print(table)
-    for o in outcomes:
+    for o in sorted(outcomes, key=lambda o: str(o.source)):
         if o.error:
             con.print(f"{o.source}: {o.error}", soft_wrap=True)
         if o.note:
